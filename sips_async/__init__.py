@@ -1,0 +1,87 @@
+"""sips_async: an asyncio SDK for SRS Distribution's Integration Partner Services.
+
+Submit orders to SRS synchronously or through its queue, and await the
+order-status webhooks SRS posts back::
+
+    async with SipsClient(client_id=..., client_secret=...,
+                          webhook=WebhookConfig(secret=...)) as client:
+        pending = await client.orders.enqueue(order)
+        ack = await pending.wait(timeout=60)
+"""
+
+from __future__ import annotations
+
+from ._client import SipsClient
+from ._config import Endpoints, RetryConfig, WebhookConfig
+from ._pending import PendingOrder
+from ._version import __version__
+from .errors import (
+    FieldsMissingError,
+    OrderProcessingError,
+    OrderRejectedError,
+    OrderWaitTimeout,
+    SipsAPIError,
+    SipsAuthError,
+    SipsClientClosedError,
+    SipsConfigError,
+    SipsConnectionError,
+    SipsError,
+    SipsNotFoundError,
+    SipsRateLimitError,
+    SipsResponseError,
+    SipsServerError,
+    SipsTimeoutError,
+    SipsValidationError,
+)
+from .models import (
+    ContactAddress,
+    CustomerContactInfo,
+    LineItem,
+    OrderRequest,
+    OrderStatus,
+    OrderUpdate,
+    PoDetails,
+    SalesOrder,
+    ShipTo,
+    SubmitResult,
+)
+from .webhooks import MemoryStore, Store, WebhookReceiver, sign_headers
+
+__all__ = [
+    "ContactAddress",
+    "CustomerContactInfo",
+    "Endpoints",
+    "FieldsMissingError",
+    "LineItem",
+    "MemoryStore",
+    "OrderProcessingError",
+    "OrderRejectedError",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderUpdate",
+    "OrderWaitTimeout",
+    "PendingOrder",
+    "PoDetails",
+    "RetryConfig",
+    "SalesOrder",
+    "ShipTo",
+    "SipsAPIError",
+    "SipsAuthError",
+    "SipsClient",
+    "SipsClientClosedError",
+    "SipsConfigError",
+    "SipsConnectionError",
+    "SipsError",
+    "SipsNotFoundError",
+    "SipsRateLimitError",
+    "SipsResponseError",
+    "SipsServerError",
+    "SipsTimeoutError",
+    "SipsValidationError",
+    "Store",
+    "SubmitResult",
+    "WebhookConfig",
+    "WebhookReceiver",
+    "__version__",
+    "sign_headers",
+]

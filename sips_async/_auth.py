@@ -1,0 +1,128 @@
+"""OAuth client-credentials token cache with single-flight refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Final
+
+from ._codec import decode_token, error_from_response
+from ._transport import Response, Transport
+from .errors import SipsAPIError, SipsAuthError
+
+#: Used when SRS's answer carries no usable ``expires_in``: the shorter of the
+#: two lifetimes SRS documents (srs-api.md 2.2).
+DEFAULT_LIFETIME: Final = 3600.0
+#: Refresh this long before expiry at most (10 % of the lifetime when shorter).
+REFRESH_MARGIN: Final = 300.0
+
+
+def redact(text: str, secrets: tuple[str, ...]) -> str:
+    """Replace every occurrence of each secret in ``text`` with ``***``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+class TokenManager:
+    """Fetches, caches and refreshes the bearer token.
+
+    Concurrent callers share one refresh: the first takes the lock and asks
+    SRS, the rest wait on the lock and then find the new token.
+    """
+
+    __slots__ = (
+        "_client_id",
+        "_client_secret",
+        "_clock",
+        "_lock",
+        "_path",
+        "_refresh_at",
+        "_timeout",
+        "_token",
+        "_transport",
+    )
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        path: str,
+        transport: Transport,
+        timeout: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client_id = client_id
+        self._client_secret = client_secret
+        self._path = path
+        self._transport = transport
+        self._timeout = timeout
+        self._clock = clock
+        self._token: str | None = None
+        self._refresh_at = 0.0
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        state = "cached" if self._token else "empty"
+        return f"<TokenManager {state}>"
+
+    async def token(self) -> str:
+        """Return a valid token, fetching one if none is cached or it is due."""
+        token = self._token
+        if token is not None and self._clock() < self._refresh_at:
+            return token
+        async with self._lock:
+            token = self._token
+            if token is not None and self._clock() < self._refresh_at:
+                return token
+            return await self._fetch()
+
+    def invalidate(self, token: str) -> None:
+        """Drop ``token`` after SRS refused it, unless a newer one replaced it."""
+        if self._token == token:
+            self._token = None
+
+    async def _fetch(self) -> str:
+        resp = await self._transport.send(
+            "POST",
+            self._path,
+            form={
+                "client_id": self._client_id,
+                "client_secret": self._client_secret,
+                "grant_type": "client_credentials",
+                "scope": "ALL",
+            },
+            timeout=self._timeout,
+        )
+        if resp.status != 200:
+            raise self._error(resp)
+        answer = decode_token(resp.body)
+        lifetime = answer.lifetime(DEFAULT_LIFETIME)
+        self._refresh_at = (
+            self._clock() + lifetime - min(REFRESH_MARGIN, lifetime * 0.1)
+        )
+        self._token = answer.access_token
+        return answer.access_token
+
+    def _error(self, resp: Response) -> SipsAPIError:
+        status = resp.status
+        text = resp.body.decode("utf-8", "replace")
+        safe_body = redact(text, (self._client_secret, self._client_id)).encode()
+        error = error_from_response(
+            status, safe_body, resp.headers, method="POST", path=self._path
+        )
+        if status in (400, 401, 403):
+            # Bad credentials are not fixed by a retry.
+            return SipsAuthError(
+                error.description,
+                status=status,
+                code=error.code,
+                source=error.source,
+                raw=safe_body,
+                method="POST",
+                path=self._path,
+            )
+        return error

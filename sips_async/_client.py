@@ -1,0 +1,210 @@
+"""SipsClient: wires transport, auth, retries, orders and the webhook receiver."""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+from types import TracebackType
+from typing import Self
+
+import aiohttp
+
+from ._auth import TokenManager
+from ._config import (
+    DEFAULT_BASE_URL,
+    DEFAULT_CONNECT_TIMEOUT,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_SUBMIT_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    Endpoints,
+    RetryConfig,
+    WebhookConfig,
+)
+from ._orders import OrdersResource
+from ._retry import Requester
+from ._transport import Transport
+from .errors import SipsClientClosedError, SipsConfigError
+from .webhooks import Store, WebhookReceiver
+
+__all__ = ["SipsClient"]
+
+
+class _State(enum.Enum):
+    NEW = "new"
+    OPEN = "open"
+    CLOSED = "closed"
+
+
+def _positive(name: str, value: float) -> float:
+    if not value > 0:
+        raise SipsConfigError(f"{name} must be positive, got {value!r}")
+    return float(value)
+
+
+class SipsClient:
+    """An asyncio client for SRS's Integration Partner Services.
+
+    Construction does no I/O; the HTTP session, the token and the webhook
+    receiver start in ``async with`` (or :meth:`open`) and stop in
+    :meth:`aclose`.
+
+    Args:
+        client_id: issued by SRS.
+        client_secret: issued by SRS; never logged or shown in a repr.
+        base_url: the SIPS host (QA by default) or a sandbox URL.
+        webhook: a :class:`WebhookConfig` to start an embedded receiver, a
+            :class:`WebhookReceiver` you serve yourself (mounted in your app),
+            or ``None`` for no webhooks (``PendingOrder.wait()`` then raises).
+        session: your own ``aiohttp.ClientSession``; it is used as is and
+            never closed by the client.
+        retry: the retry policy (:class:`RetryConfig`).
+        endpoints: request paths, when SRS's differ from the defaults.
+        timeout: seconds per attempt of ordinary calls.
+        submit_timeout: seconds per attempt of a synchronous submit.
+        connect_timeout: seconds to open a connection.
+        max_connections: connection pool size (an owned session only).
+        store: where the embedded receiver keeps updates (in memory by default).
+
+    Example::
+
+        async with SipsClient(
+            client_id=os.environ["SIPS_CLIENT_ID"],
+            client_secret=os.environ["SIPS_CLIENT_SECRET"],
+            webhook=WebhookConfig(port=8080, secret=os.environ["HOOK_SECRET"]),
+        ) as client:
+            pending = await client.orders.enqueue(order)
+            ack = await pending.wait(timeout=60)
+    """
+
+    __slots__ = ("_owns_receiver", "_receiver", "_state", "_transport", "orders")
+
+    def __init__(
+        self,
+        *,
+        client_id: str,
+        client_secret: str,
+        base_url: str = DEFAULT_BASE_URL,
+        webhook: WebhookConfig | WebhookReceiver | None = None,
+        session: aiohttp.ClientSession | None = None,
+        retry: RetryConfig | None = None,
+        endpoints: Endpoints | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
+        connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
+        max_connections: int = DEFAULT_MAX_CONNECTIONS,
+        store: Store | None = None,
+    ) -> None:
+        if not client_id or not client_id.strip():
+            raise SipsConfigError("client_id is required")
+        if not client_secret or not client_secret.strip():
+            raise SipsConfigError("client_secret is required")
+        if not base_url.startswith(("http://", "https://")):
+            raise SipsConfigError("base_url must start with http:// or https://")
+        if max_connections < 1:
+            raise SipsConfigError("max_connections must be at least 1")
+        timeout = _positive("timeout", timeout)
+        endpoints = endpoints or Endpoints()
+        self._transport = Transport(
+            base_url=base_url,
+            session=session,
+            max_connections=max_connections,
+            connect_timeout=_positive("connect_timeout", connect_timeout),
+        )
+        auth = TokenManager(
+            client_id=client_id,
+            client_secret=client_secret,
+            path=endpoints.token,
+            transport=self._transport,
+            timeout=timeout,
+        )
+        if isinstance(webhook, WebhookConfig):
+            self._receiver: WebhookReceiver | None = WebhookReceiver(
+                webhook, store=store
+            )
+            self._owns_receiver = True
+        else:
+            self._receiver = webhook
+            self._owns_receiver = False
+        #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``.
+        self.orders = OrdersResource(
+            requester=Requester(
+                transport=self._transport, auth=auth, retry=retry or RetryConfig()
+            ),
+            endpoints=endpoints,
+            timeout=timeout,
+            submit_timeout=_positive("submit_timeout", submit_timeout),
+            tracker=self._receiver.tracker if self._receiver is not None else None,
+        )
+        self._state = _State.NEW
+
+    def __repr__(self) -> str:
+        hook = f" webhook={self.webhook_url_safe}" if self._receiver else ""
+        base = self._transport.base_url
+        return f"<SipsClient {self._state.value} base_url={base!r}{hook}>"
+
+    @property
+    def webhook_url_safe(self) -> str | None:
+        """``webhook_url`` with the secret masked, for logs and displays."""
+        url = self.webhook_url
+        secret = self._receiver.config.secret if self._receiver else None
+        return url.replace(secret, "***") if url and secret else url
+
+    @property
+    def webhook_url(self) -> str | None:
+        """The full URL SRS must POST to (secret segment included), once bound."""
+        return self._receiver.url if self._receiver is not None else None
+
+    @property
+    def receiver(self) -> WebhookReceiver | None:
+        """The webhook receiver in use, if any."""
+        return self._receiver
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the client is open for calls."""
+        return self._state is _State.OPEN
+
+    async def open(self) -> Self:
+        """Open the session and start the embedded receiver (``async with`` does it)."""
+        if self._state is _State.OPEN:
+            return self
+        if self._state is _State.CLOSED:
+            raise SipsClientClosedError("a closed SipsClient cannot be reopened")
+        async with contextlib.AsyncExitStack() as stack:
+            await self._transport.open()
+            stack.push_async_callback(self._transport.aclose)
+            if self._receiver is not None and self._owns_receiver:
+                await self._receiver.start()
+            stack.pop_all()
+        self._state = _State.OPEN
+        return self
+
+    async def aclose(self) -> None:
+        """Close everything the client owns; idempotent.
+
+        Every ``wait()`` still pending is woken with
+        :class:`~sips_async.errors.SipsClientClosedError`. A session passed in
+        by the caller stays open.
+        """
+        if self._state is _State.CLOSED:
+            return
+        self._state = _State.CLOSED
+        try:
+            if self._receiver is not None:
+                if self._owns_receiver:
+                    await self._receiver.aclose()
+                else:
+                    await self._receiver.tracker.close()
+        finally:
+            await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

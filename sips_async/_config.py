@@ -1,0 +1,157 @@
+"""Configuration objects and defaults (frozen, validated on construction)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+from .errors import SipsConfigError
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "Endpoints",
+    "RetryConfig",
+    "WebhookConfig",
+]
+
+#: SRS's QA/staging host (srs-api.md 1); production is a separate host.
+DEFAULT_BASE_URL: Final = "https://services-qa.roofhub.pro"
+DEFAULT_TIMEOUT: Final = 30.0
+#: Synchronous submits go straight to SRS's ERP and can be slow (srs-api.md 3.1).
+DEFAULT_SUBMIT_TIMEOUT: Final = 60.0
+DEFAULT_CONNECT_TIMEOUT: Final = 10.0
+DEFAULT_MAX_CONNECTIONS: Final = 100
+DEFAULT_MAX_BODY: Final = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Endpoints:
+    """Request paths on the SIPS host; all configurable, defaults per DESIGN.md."""
+
+    token: str = "/authentication/token"
+    submit: str = "/orders/v2/submit"
+    enqueue: str = "/orders/v2/submit/async"
+    order: str = "/orders/{id}"
+
+    def __post_init__(self) -> None:
+        for name in ("token", "submit", "enqueue", "order"):
+            if not getattr(self, name).startswith("/"):
+                raise SipsConfigError(f"endpoint {name!r} must start with '/'")
+        if "{id}" not in self.order:
+            raise SipsConfigError("endpoint 'order' must contain '{id}'")
+
+
+SubmitRetry = Literal["safe", "always", "never"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RetryConfig:
+    """How failed requests are retried.
+
+    Delays grow exponentially from ``initial_delay`` up to ``max_delay`` with
+    full jitter (a uniform draw between 0 and the cap); a ``Retry-After``
+    answer replaces the draw, capped at ``max_retry_after``. Retries stop
+    after ``max_tries`` attempts in all or ``max_time`` seconds, whichever
+    comes first.
+
+    ``submit`` is the policy for the two order-placing calls, which SRS does
+    not promise to deduplicate:
+
+    * ``"safe"`` (default): re-send only when the order provably did not
+      reach SRS: the connection could not be opened, the token request before
+      it failed, or SRS answered 503 or 429, the two statuses HTTP defines for
+      a request refused before it was handled. Anything else (500, 502, 504,
+      a reset or timeout after sending) may have placed the order and is
+      raised for you to check before re-sending.
+    * ``"always"``: retry those too, reusing the same ``transactionID``.
+    * ``"never"``: never re-send an order.
+    """
+
+    max_tries: int = 3
+    max_time: float = 60.0
+    initial_delay: float = 0.5
+    max_delay: float = 8.0
+    max_retry_after: float = 60.0
+    submit: SubmitRetry = "safe"
+
+    def __post_init__(self) -> None:
+        if self.max_tries < 1:
+            raise SipsConfigError("max_tries must be at least 1")
+        if self.max_time <= 0 or self.initial_delay < 0 or self.max_delay < 0:
+            raise SipsConfigError("retry times must be positive")
+        if self.submit not in ("safe", "always", "never"):
+            raise SipsConfigError("submit must be 'safe', 'always' or 'never'")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookConfig:
+    """Where and how the embedded webhook receiver listens.
+
+    SRS signs nothing, so at least one guard is required unless
+    ``insecure=True`` is given explicitly:
+
+    * ``secret``: a shared secret SRS sends back either as the last path
+      segment of the URL registered with it (``client.webhook_url`` is that
+      URL) or in an ``X-SIPS-Webhook-Secret`` header; compared in constant
+      time.
+    * ``signing_secrets``: HMAC-SHA256 keys in the Standard Webhooks scheme
+      (``webhook-id``/``webhook-timestamp``/``webhook-signature``), several
+      for rotation; for relays and the sandbox.
+    * ``allowed_ips``: networks allowed to post. ``trusted_proxies`` are the
+      proxies whose ``X-Forwarded-For`` is believed.
+
+    Attributes:
+        host: interface to bind.
+        port: TCP port; 0 picks a free one (read it from ``webhook_url``).
+        path: URL path SRS posts to.
+        public_url: the URL SRS reaches this receiver at, when it differs
+            from the bound address (behind a proxy or tunnel).
+        max_body_size: bodies larger than this are refused with 413 unread.
+        tolerance: seconds a signed timestamp may differ from now.
+        max_unclaimed: updates kept for orders nobody waits on (oldest
+            dropped first).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    path: str = "/srs/webhook"
+    secret: str | None = field(default=None, repr=False)
+    signing_secrets: tuple[str, ...] = field(default=(), repr=False)
+    tolerance: float = 300.0
+    allowed_ips: tuple[str, ...] = ()
+    trusted_proxies: tuple[str, ...] = ()
+    max_body_size: int = DEFAULT_MAX_BODY
+    public_url: str | None = None
+    max_unclaimed: int = 10_000
+    insecure: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.path.startswith("/"):
+            raise SipsConfigError("webhook path must start with '/'")
+        if not 0 <= self.port <= 65535:
+            raise SipsConfigError("webhook port must be 0..65535")
+        if self.secret is not None and (len(self.secret) < 16 or "/" in self.secret):
+            raise SipsConfigError(
+                "webhook secret must be at least 16 characters and contain no '/'"
+            )
+        if isinstance(self.signing_secrets, str):  # type: ignore[unreachable]
+            raise SipsConfigError("signing_secrets takes a sequence of secrets")
+        object.__setattr__(self, "signing_secrets", tuple(self.signing_secrets))
+        if any(not s for s in self.signing_secrets):
+            raise SipsConfigError("signing secrets must be non-empty")
+        if self.max_body_size < 1 or self.max_unclaimed < 0 or self.tolerance <= 0:
+            raise SipsConfigError("max_body_size, max_unclaimed, tolerance invalid")
+        for name in ("allowed_ips", "trusted_proxies"):
+            value = tuple(getattr(self, name))
+            for net in value:
+                try:
+                    ipaddress.ip_network(net, strict=False)
+                except ValueError as exc:
+                    raise SipsConfigError(f"{name}: {net!r} is not a network") from exc
+            object.__setattr__(self, name, value)
+
+    @property
+    def guarded(self) -> bool:
+        """Whether any guard is configured."""
+        return bool(self.secret or self.signing_secrets or self.allowed_ips)

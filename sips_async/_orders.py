@@ -1,0 +1,137 @@
+"""``client.orders``: submit, enqueue, get and track orders."""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Final
+
+from ._codec import decode_sales_order, decode_submit_result, encode_order
+from ._config import Endpoints
+from ._pending import PendingOrder
+from ._retry import Requester
+from .errors import SipsAPIError, SipsValidationError
+from .models import OrderRequest, SalesOrder, SubmitResult
+
+if TYPE_CHECKING:
+    from .webhooks._tracker import Tracker
+
+__all__ = ["OrdersResource"]
+
+_ORDER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+class OrdersResource:
+    """The order calls of SIPS, reached as ``client.orders``."""
+
+    __slots__ = ("_endpoints", "_requester", "_submit_timeout", "_timeout", "_tracker")
+
+    def __init__(
+        self,
+        *,
+        requester: Requester,
+        endpoints: Endpoints,
+        timeout: float,
+        submit_timeout: float,
+        tracker: Tracker | None,
+    ) -> None:
+        self._requester = requester
+        self._endpoints = endpoints
+        self._timeout = timeout
+        self._submit_timeout = submit_timeout
+        self._tracker = tracker
+
+    async def submit(
+        self, order: OrderRequest, *, timeout: float | None = None
+    ) -> SubmitResult:
+        """Place an order synchronously: SRS answers once its ERP has it.
+
+        The order is checked locally first; nothing is sent if it fails.
+        A retry (see :class:`~sips_async.RetryConfig`) re-sends the same
+        ``transactionID``.
+
+        Raises:
+            FieldsMissingError: required fields are missing (all named).
+            SipsValidationError: a field is of the wrong type, or SRS said 400.
+            OrderProcessingError: SRS answered ``Orders_GeneralError``.
+            SipsServerError, SipsConnectionError, SipsTimeoutError: SRS or
+                the network failed and the retries ran out (or were unsafe).
+        """
+        body = encode_order(order)
+        resp = await self._requester.request(
+            "POST",
+            self._endpoints.submit,
+            json=body,
+            timeout=timeout or self._submit_timeout,
+            places_order=True,
+        )
+        return decode_submit_result(resp.body)
+
+    async def enqueue(
+        self, order: OrderRequest, *, timeout: float | None = None
+    ) -> PendingOrder:
+        """Place an order in SRS's queue (asynchronous mode, SRS's preferred).
+
+        The order is registered with the webhook tracker before the request
+        leaves, so an update that beats the HTTP answer is not lost.
+
+        Returns:
+            A :class:`PendingOrder` holding SRS's answer; await
+            ``pending.wait()`` for the acknowledgement.
+        """
+        body = encode_order(order)
+        key = order.transaction_id
+        tracker = self._tracker
+        entry = await tracker.expect(key) if tracker is not None else None
+        try:
+            resp = await self._requester.request(
+                "POST",
+                self._endpoints.enqueue,
+                json=body,
+                timeout=timeout or self._timeout,
+                places_order=True,
+            )
+        except SipsAPIError:
+            # SRS answered with an error: nothing was queued, stop tracking.
+            # (After a connection failure the order may exist: keep it.)
+            if tracker is not None:
+                await tracker.store.release(key)
+            raise
+        result = decode_submit_result(resp.body)
+        if tracker is not None and result.order_id:
+            await tracker.link(key, result.order_id)
+        return PendingOrder(key, result=result, tracker=tracker, entry=entry)
+
+    async def get(
+        self, order_id: int | str, *, timeout: float | None = None
+    ) -> SalesOrder:
+        """Fetch a sales order by id (``GET /orders/{id}``).
+
+        Raises:
+            SipsNotFoundError: no such order (404).
+            SipsAuthError: the credentials were refused (401).
+        """
+        text = str(order_id).strip()
+        if not _ORDER_ID.fullmatch(text):
+            raise SipsValidationError(
+                f"order id must be 1-64 letters, digits, '-' or '_', got {order_id!r}",
+                field_path="id",
+            )
+        resp = await self._requester.request(
+            "GET",
+            self._endpoints.order.replace("{id}", text),
+            timeout=timeout or self._timeout,
+        )
+        return decode_sales_order(resp.body)
+
+    def track(self, transaction_id: str) -> PendingOrder:
+        """Re-attach to an order by ``transactionID`` (after a restart, say).
+
+        Updates already received for it (kept while nobody waited) are in
+        its history; ``wait()`` and ``updates()`` work as after ``enqueue``.
+        """
+        key = str(transaction_id).strip()
+        if not key:
+            raise SipsValidationError("transaction_id is empty", field_path="id")
+        tracker = self._tracker
+        entry = tracker.entry(key) if tracker is not None else None
+        return PendingOrder(key, tracker=tracker, entry=entry)

@@ -1,0 +1,216 @@
+"""PendingOrder: a queued order whose fate arrives later, by webhook."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from typing import TYPE_CHECKING, Final
+
+from .errors import (
+    OrderRejectedError,
+    OrderWaitTimeout,
+    SipsClientClosedError,
+    SipsConfigError,
+    SipsError,
+)
+from .models import OrderStatus, OrderUpdate, SubmitResult
+
+if TYPE_CHECKING:
+    from .webhooks._tracker import Entry, Tracker
+
+__all__ = ["PendingOrder"]
+
+_NO_RECEIVER: Final = (
+    "no webhook receiver is configured: pass webhook=WebhookConfig(...) or a "
+    "WebhookReceiver to SipsClient so SRS's updates can reach this order"
+)
+
+StatusOrPredicate = OrderStatus | str | Callable[[OrderUpdate], bool]
+
+
+def _first_outcome(updates: list[OrderUpdate]) -> OrderUpdate | None:
+    """The acknowledgement or rejection among ``updates``, in arrival order.
+
+    The first update decides: a rejection (or an ``OC`` before any
+    acknowledgement) rejects; anything else acknowledges. Normally that is
+    the ``OA``, but SRS does not promise order, so a first ``OU``/``DU``
+    shows the order was taken just as well.
+    """
+    return updates[0] if updates else None
+
+
+def _is_rejection(update: OrderUpdate) -> bool:
+    return update.rejected or update.event_type == "OC"
+
+
+def _matcher(target: StatusOrPredicate) -> Callable[[OrderUpdate], bool]:
+    if callable(target) and not isinstance(target, str):
+        return target
+    wanted = OrderStatus.parse(target)
+    if isinstance(wanted, OrderStatus):
+        return lambda u: u.status == wanted
+    folded = str(target).casefold()
+    return lambda u: (u.event_status or "").casefold() == folded
+
+
+class PendingOrder:
+    """An order in SRS's queue, resolved by the webhooks SRS posts back.
+
+    Returned by ``client.orders.enqueue()`` and ``client.orders.track()``.
+    Waiting never cancels shared state: many tasks may wait on one order, a
+    cancelled or timed-out waiter leaves the order tracked for the others.
+
+    Example::
+
+        pending = await client.orders.enqueue(order)
+        ack = await pending.wait(timeout=60)
+        done = await pending.wait_for(OrderStatus.DELIVERED, timeout=3600)
+    """
+
+    __slots__ = ("_entry", "_tracker", "result", "transaction_id")
+
+    def __init__(
+        self,
+        transaction_id: str,
+        *,
+        result: SubmitResult | None = None,
+        tracker: Tracker | None = None,
+        entry: Entry | None = None,
+    ) -> None:
+        self.transaction_id = transaction_id
+        #: SRS's answer to the enqueue (``None`` for a re-attached order).
+        self.result = result
+        self._tracker = tracker
+        self._entry = entry
+
+    def __repr__(self) -> str:
+        status = self.status
+        return (
+            f"<PendingOrder {self.transaction_id} order_id={self.order_id} "
+            f"status={status!s} updates={len(self.history)}>"
+        )
+
+    @property
+    def order_id(self) -> str | None:
+        """SRS's order id, from the submit answer or a later update."""
+        if self.result is not None and self.result.order_id:
+            return self.result.order_id
+        return self._entry.order_id if self._entry is not None else None
+
+    @property
+    def history(self) -> list[OrderUpdate]:
+        """Every update received so far, in arrival order (replays excluded)."""
+        return list(self._entry.updates) if self._entry is not None else []
+
+    @property
+    def current(self) -> OrderUpdate | None:
+        """The update with the latest ``eventDateTime``."""
+        return self._entry.current() if self._entry is not None else None
+
+    @property
+    def status(self) -> OrderStatus | str | None:
+        """The current status: it only moves forward in ``eventDateTime``."""
+        current = self.current
+        return current.status if current is not None else None
+
+    @property
+    def is_final(self) -> bool:
+        """Whether an update received so far ended the order."""
+        return any(u.is_final for u in self.history)
+
+    async def wait(self, timeout: float | None = None) -> OrderUpdate:
+        """Wait for the first outcome of the queued order.
+
+        Returns:
+            The acknowledgement (normally the ``OA`` update).
+
+        Raises:
+            OrderRejectedError: SRS rejected the order; ``.update`` says how.
+            OrderWaitTimeout: nothing arrived within ``timeout`` seconds; the
+                order stays tracked and a later ``wait()`` still works.
+            SipsClientClosedError: the client was closed while waiting.
+        """
+
+        update = await self._wait(_first_outcome, timeout)
+        if _is_rejection(update):
+            raise OrderRejectedError(update)
+        return update
+
+    async def wait_for(
+        self, status: StatusOrPredicate, timeout: float | None = None
+    ) -> OrderUpdate:
+        """Wait for the first update with ``status`` (or matching a predicate).
+
+        Args:
+            status: an :class:`OrderStatus`, status text, or a function of an
+                :class:`OrderUpdate` returning ``True`` when it is the one.
+
+        Raises:
+            OrderRejectedError: the order was rejected or cancelled before
+                a matching update arrived.
+            OrderWaitTimeout: no match within ``timeout`` seconds.
+        """
+        match = _matcher(status)
+
+        def pick(updates: list[OrderUpdate]) -> OrderUpdate | None:
+            for update in updates:
+                if match(update) or _is_rejection(update):
+                    return update
+            return None
+
+        update = await self._wait(pick, timeout)
+        if not match(update):
+            raise OrderRejectedError(update)
+        return update
+
+    async def updates(self) -> AsyncIterator[OrderUpdate]:
+        """Yield every update in arrival order, past ones first, then live ones.
+
+        Ends after an update that is final (delivered, cancelled, returned,
+        rejected). Closing the client ends it with
+        :class:`SipsClientClosedError`.
+        """
+        tracker, entry = self._require()
+        await tracker.load(entry)
+        seen = 0
+        while True:
+            while seen < len(entry.updates):
+                update = entry.updates[seen]
+                seen += 1
+                yield update
+                if update.is_final:
+                    return
+            if tracker.closed:
+                raise SipsClientClosedError("the client was closed")
+            await entry.changed().wait()
+
+    def _require(self) -> tuple[Tracker, Entry]:
+        if self._tracker is None or self._entry is None:
+            raise SipsConfigError(_NO_RECEIVER)
+        return self._tracker, self._entry
+
+    async def _wait(
+        self,
+        pick: Callable[[list[OrderUpdate]], OrderUpdate | None],
+        timeout: float | None,
+    ) -> OrderUpdate:
+        tracker, entry = self._require()
+        try:
+            async with asyncio.timeout(timeout):
+                await tracker.load(entry)
+                while True:
+                    found = pick(entry.updates)
+                    if found is not None:
+                        return found
+                    if tracker.closed:
+                        raise SipsClientClosedError(
+                            f"the client was closed while order "
+                            f"{self.transaction_id} was awaited"
+                        )
+                    # Event.wait() gives each waiter its own future, so
+                    # cancelling one waiter never disturbs the others.
+                    await entry.changed().wait()
+        except TimeoutError as exc:
+            if isinstance(exc, SipsError):
+                raise
+            raise OrderWaitTimeout(self.transaction_id, timeout) from None

@@ -1,0 +1,495 @@
+"""Typed models for everything SIPS sends and receives.
+
+Every model is a frozen :class:`msgspec.Struct`. Python attributes are
+snake_case; the wire names are SRS's own (camelCase, with its odd spellings
+such as ``transactionID`` and ``orderLineItemDetails``). Models that SRS sends
+ignore unknown fields, so a field SRS adds tomorrow never breaks a decode.
+
+This module imports nothing else from the package: it is pure data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import uuid
+from typing import Annotated, Final
+
+import msgspec
+
+__all__ = [
+    "FINAL_STATUSES",
+    "Address",
+    "Area",
+    "City",
+    "ContactAddress",
+    "Customer",
+    "CustomerContactInfo",
+    "DeliveryAgent",
+    "Invoice",
+    "LastStatus",
+    "LineItem",
+    "OrderRequest",
+    "OrderStatus",
+    "OrderUpdate",
+    "PoDetails",
+    "PostalCode",
+    "SalesAgent",
+    "SalesOrder",
+    "SalesOrderProduct",
+    "ShipTo",
+    "State",
+    "SubmitResult",
+    "TokenResponse",
+    "WebhookEvent",
+]
+
+
+class _Request(
+    msgspec.Struct, frozen=True, kw_only=True, rename="camel", omit_defaults=True
+):
+    """Base of the request-side models: camelCase on the wire, ``None`` omitted."""
+
+
+class _Response(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of the models SRS sends: unknown fields are ignored."""
+
+
+# --------------------------------------------------------------------------
+# Submit Order V2 body (srs-api.md 3.1)
+# --------------------------------------------------------------------------
+
+
+class ShipTo(_Request, frozen=True):
+    """Where the order is delivered (``shipTo``)."""
+
+    name: str | None = None
+    address_line1: str | None = None
+    address_line2: str | None = None
+    address_line3: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+
+
+class PoDetails(_Request, frozen=True):
+    """Purchase-order details (``poDetails``).
+
+    ``po_number`` comes back in every webhook as ``subscriberReferenceNum``;
+    keeping it unique is the partner's job.
+    """
+
+    po_number: str | None = None
+    reference: str | None = None
+    job_number: str | None = None
+    order_date: str | None = None
+    expected_delivery_date: str | None = None
+    expected_delivery_time: str | None = None
+    order_type: str | None = None
+    shipping_method: str | None = None
+
+
+class LineItem(_Request, frozen=True):
+    """One order line (an element of ``orderLineItemDetails``)."""
+
+    product_id: int | None = None
+    product_name: str | None = None
+    option: str | None = None
+    quantity: Annotated[float, msgspec.Meta(gt=0)] | None = None
+    price: float | None = None
+    customer_item: str | None = None
+    uom: str | None = None
+
+
+class ContactAddress(_Request, frozen=True):
+    """The customer contact's postal address."""
+
+    address_line1: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+
+
+class CustomerContactInfo(_Request, frozen=True):
+    """Who SRS calls about the order (``customerContactInfo``)."""
+
+    customer_contact_name: str | None = None
+    customer_contact_phone: str | None = None
+    customer_contact_email: str | None = None
+    customer_contact_address: ContactAddress | None = None
+    additional_contact_emails: list[str] | None = None
+
+
+def _new_transaction_id() -> str:
+    return str(uuid.uuid4())
+
+
+def _local_now() -> str:
+    # SRS's example is a local datetime with milliseconds and no zone.
+    return dt.datetime.now().isoformat(timespec="milliseconds")
+
+
+class OrderRequest(_Request, frozen=True):
+    """The SIPS V2 Submit Order body.
+
+    Required fields are checked by the client before a request leaves (see
+    ``REQUIRED_FIELDS``), so a missing one raises
+    :class:`~sips_async.errors.FieldsMissingError` naming every missing field
+    instead of a round trip to SRS. ``transaction_id`` is generated (uuid4)
+    when not given; it is the key that ties webhooks back to this order and is
+    reused, unchanged, on every retry.
+
+    Example::
+
+        order = OrderRequest(
+            source_system="ACME",
+            customer_code="DEMO001",
+            branch_code="BRRIV",
+            job_account_number=1,
+            po_details=PoDetails(po_number="5641-8Test"),
+            order_line_item_details=[
+                LineItem(product_id=75664, quantity=1, uom="SQ"),
+            ],
+        )
+    """
+
+    source_system: str | None = None
+    customer_code: str | None = None
+    job_account_number: int | None = None
+    branch_code: str | None = None
+    account_number: str | None = None
+    transaction_id: str = msgspec.field(
+        default_factory=_new_transaction_id, name="transactionID"
+    )
+    transaction_date: str = msgspec.field(default_factory=_local_now)
+    notes: str | None = None
+    ship_to: ShipTo | None = None
+    po_details: PoDetails | None = None
+    order_line_item_details: list[LineItem] | None = None
+    customer_contact_info: CustomerContactInfo | None = None
+
+
+#: Wire paths that must be present (and non-empty) before an order is sent.
+REQUIRED_FIELDS: Final[tuple[str, ...]] = (
+    "sourceSystem",
+    "customerCode",
+    "jobAccountNumber",
+    "branchCode",
+    "orderLineItemDetails",
+)
+#: Wire names required on every line of ``orderLineItemDetails``.
+REQUIRED_LINE_FIELDS: Final[tuple[str, ...]] = ("productId", "quantity", "uom")
+
+
+# --------------------------------------------------------------------------
+# Submit / token responses
+# --------------------------------------------------------------------------
+
+
+class SubmitResult(_Response, frozen=True):
+    """What SRS answered to a submit.
+
+    ``queued`` is true when SRS put the order in its queue ("Order Queued" or
+    a ``queueID``): that is an acknowledgement of receipt, not yet an order in
+    SRS's ERP.
+    """
+
+    message: str = ""
+    transaction_id: str | None = None
+    order_id: str | None = None
+    queue_id: str | None = None
+
+    @property
+    def queued(self) -> bool:
+        """Whether SRS queued the order rather than placing it synchronously."""
+        return bool(self.queue_id) or "queued" in self.message.lower()
+
+
+class TokenResponse(_Response, frozen=True):
+    """The OAuth token endpoint's answer (``expires_in`` may be a string)."""
+
+    access_token: str
+    token_type: str = "Bearer"
+    expires_in: int | str | None = None
+    ext_expires_in: int | str | None = None
+
+    def lifetime(self, default: float) -> float:
+        """Return the token lifetime in seconds, ``default`` when unusable."""
+        try:
+            value = float(self.expires_in) if self.expires_in is not None else default
+        except ValueError:
+            return default
+        return value if value > 0 else default
+
+    def __repr__(self) -> str:
+        return f"TokenResponse(token_type={self.token_type!r}, access_token='***')"
+
+
+# --------------------------------------------------------------------------
+# Order details: the seed "Fetch a Sales Order With ID"
+# --------------------------------------------------------------------------
+
+
+class OrderStatus(enum.StrEnum):
+    """The ten order statuses of the seed's order-details document.
+
+    Status text from SRS that is none of these is kept verbatim as ``str``
+    (see :meth:`parse`), never an error.
+    """
+
+    PLACED = "Placed"
+    PROCESSED = "Processed"
+    IN_REVIEW = "In Review/Invoice Dept"
+    SHIPMENT_CREATED = "Shipment Created"
+    DELIVERED = "Delivered"
+    CANCELLED = "Cancelled"
+    RETURNED = "Returned"
+    INVOICE_GENERATED = "Invoice Generated"
+    UNDELIVERED = "Undelivered"
+    POSTPONED = "Postponed"
+
+    @classmethod
+    def parse(cls, text: str | None) -> OrderStatus | str | None:
+        """Map status text to a member, case and spacing aside; else keep it."""
+        if text is None:
+            return None
+        member = _STATUS_LOOKUP.get(" ".join(text.split()).casefold())
+        return member if member is not None else text
+
+
+_STATUS_LOOKUP: Final[dict[str, OrderStatus]] = {
+    s.value.casefold(): s for s in OrderStatus
+}
+
+#: Statuses after which SRS sends nothing more that changes the order's fate.
+FINAL_STATUSES: Final[frozenset[OrderStatus]] = frozenset(
+    {OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.RETURNED}
+)
+
+
+class SalesOrderProduct(_Response, frozen=True):
+    """One product line of a sales order."""
+
+    id: int | None = None
+    sku: str | None = None
+    name: str | None = None
+    quantity: float | None = None
+    price: float | None = None
+
+
+class PostalCode(_Response, frozen=True):
+    """A ZIP code record."""
+
+    id: int | None = None
+    code: str | None = None
+
+
+class State(_Response, frozen=True):
+    """A state record."""
+
+    id: int | None = None
+    code: str | None = None
+    name: str | None = None
+
+
+class City(_Response, frozen=True):
+    """A city record with its state."""
+
+    id: int | None = None
+    name: str | None = None
+    code: str | None = None
+    state: State | None = None
+
+
+class Area(_Response, frozen=True):
+    """An area record with its city."""
+
+    id: int | None = None
+    name: str | None = None
+    area_code: str | None = None
+    city: City | None = None
+
+
+class Address(_Response, frozen=True):
+    """A customer address (``[]`` on the wire decodes to ``None``)."""
+
+    addressline1: str | None = None
+    addressline2: str | None = None
+    area: Area | None = None
+    postalcode: PostalCode | None = None
+
+
+class Customer(_Response, frozen=True):
+    """The customer an order belongs to."""
+
+    id: int | None = None
+    contact_person_name: str | None = None
+    company_name: str | None = None
+    display_name: str | None = None
+    email: str | None = None
+    contactperson_number: str | None = None
+    company_phone: str | None = None
+    gst_treatment: str | None = None
+    gstin: str | None = None
+    customer_code: str | None = None
+    address: Address | None = None
+
+
+class SalesAgent(_Response, frozen=True):
+    """The sales agent of an order."""
+
+    id: int | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    mobile_number: str | None = None
+    avatar: str | None = None
+    email: str | None = None
+
+
+class DeliveryAgent(_Response, frozen=True):
+    """The delivery agent of an order."""
+
+    id: int | None = None
+    first_name: str | None = None
+    last_name: str | None = None
+    phone_number: str | None = None
+
+
+class LastStatus(_Response, frozen=True):
+    """The order's current status record."""
+
+    name: str | None = None
+
+
+class Invoice(_Response, frozen=True):
+    """One invoice of an order (an order may have several)."""
+
+    id: int | None = None
+    invoice_number: str | None = None
+    date: dt.date | None = None
+    due_date: dt.date | None = None
+    total_amount: float | None = None
+    discount_amount: float | None = None
+    returned_amount: float | None = None
+    invoice_amount: float | None = None
+    cgst: float | None = None
+    sgst: float | None = None
+    igst: float | None = None
+
+
+class SalesOrder(_Response, frozen=True):
+    """A sales order as ``GET /orders/{id}`` returns it (inside ``data``).
+
+    Objects that the server sends as ``[]`` when empty (``salesagent`` in the
+    seed's sample, ``customer.address``) decode to ``None``.
+    """
+
+    id: int
+    order_no: str | None = None
+    item_total_amount: float | None = None
+    discount_amount: float | None = None
+    return_total_amount: float | None = None
+    billable_amount: float | None = None
+    date: dt.date | None = None
+    products: list[SalesOrderProduct] = []
+    customer: Customer | None = None
+    address: Address | None = None
+    salesagent: SalesAgent | None = None
+    deliveryagent: DeliveryAgent | None = None
+    laststatus: LastStatus | None = None
+    invoices: list[Invoice] = []
+
+    @property
+    def status(self) -> OrderStatus | str | None:
+        """The current status as an :class:`OrderStatus`, or its raw text."""
+        return OrderStatus.parse(self.laststatus.name if self.laststatus else None)
+
+
+# --------------------------------------------------------------------------
+# Webhooks (srs-api.md 4.3)
+# --------------------------------------------------------------------------
+
+#: Scalar values SRS might send for an id (a number or a string).
+_Id = str | int | None
+
+
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+    """One SRS webhook body exactly as posted: flat JSON, all fields optional.
+
+    ``subscriber_reference_num`` is the PO number, ``..._num2`` the SRS order
+    id and ``..._num3`` our ``transactionID``.
+    """
+
+    event_id: _Id = None
+    event_type: str | None = None
+    event_status: str | None = None
+    event_date_time: str | None = None
+    subscriber_reference_num: _Id = None
+    subscriber_reference_num2: _Id = None
+    subscriber_reference_num3: _Id = None
+    error_code: _Id = None
+    error_message: str | None = None
+
+
+_REJECTED_WORDS: Final[tuple[str, ...]] = ("reject", "declin", "fail", "error")
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """One normalized order-status update received from SRS.
+
+    ``status`` is an :class:`OrderStatus` when the text is one of the ten
+    known statuses, else the raw text. ``occurred_at`` is SRS's
+    ``eventDateTime`` (``None`` when absent or unreadable); ``received_at`` is
+    when this process received it (UTC). ``raw`` keeps the wire bytes.
+    """
+
+    event_id: str
+    event_type: str
+    event_status: str | None = None
+    status: OrderStatus | str | None = None
+    transaction_id: str | None = None
+    order_id: str | None = None
+    po_number: str | None = None
+    occurred_at: dt.datetime | None = None
+    received_at: dt.datetime = msgspec.field(
+        default_factory=lambda: dt.datetime.now(dt.UTC)
+    )
+    error_code: str | None = None
+    error_message: str | None = None
+    raw: bytes = b""
+
+    @property
+    def rejected(self) -> bool:
+        """Whether this update says SRS rejected the queued order.
+
+        An ``OA`` whose status reads rejected/declined/failed/error, or any
+        event carrying an ``errorCode``. (An ``OC`` before any acknowledgement
+        is judged by the tracker, which knows the order's history.)
+        """
+        if self.error_code:
+            return True
+        if self.event_type == "OA" and self.event_status:
+            text = self.event_status.casefold()
+            return any(word in text for word in _REJECTED_WORDS)
+        return False
+
+    @property
+    def accepted(self) -> bool:
+        """Whether this is an acknowledgement (``OA``) that is not a rejection."""
+        return self.event_type == "OA" and not self.rejected
+
+    @property
+    def is_final(self) -> bool:
+        """Whether nothing further is expected for the order after this update."""
+        return (
+            self.rejected
+            or self.event_type == "OC"
+            or (isinstance(self.status, OrderStatus) and self.status in FINAL_STATUSES)
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"OrderUpdate(event_type={self.event_type!r}, "
+            f"event_id={self.event_id!r}, status={self.status!r}, "
+            f"transaction_id={self.transaction_id!r}, order_id={self.order_id!r})"
+        )
