@@ -29,15 +29,18 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
 class TokenManager:
     """Fetches, caches and refreshes the bearer token.
 
-    Concurrent callers share one refresh: the first takes the lock and asks
-    SRS, the rest wait on the lock and then find the new token.
+    Concurrent callers share one refresh: the first starts the token request
+    and every caller awaits that same request, so its answer (or its failure)
+    reaches them all at once: 100 callers with an expired token make exactly
+    one token request, and a failing token endpoint is asked once per round,
+    not once per caller.
     """
 
     __slots__ = (
         "_client_id",
         "_client_secret",
         "_clock",
-        "_lock",
+        "_inflight",
         "_path",
         "_refresh_at",
         "_timeout",
@@ -63,7 +66,7 @@ class TokenManager:
         self._clock = clock
         self._token: str | None = None
         self._refresh_at = 0.0
-        self._lock = asyncio.Lock()
+        self._inflight: asyncio.Future[str] | None = None
 
     def __repr__(self) -> str:
         state = "cached" if self._token else "empty"
@@ -74,11 +77,18 @@ class TokenManager:
         token = self._token
         if token is not None and self._clock() < self._refresh_at:
             return token
-        async with self._lock:
-            token = self._token
-            if token is not None and self._clock() < self._refresh_at:
-                return token
-            return await self._fetch()
+        inflight = self._inflight
+        if inflight is None:
+            inflight = self._inflight = asyncio.ensure_future(self._fetch())
+            inflight.add_done_callback(self._fetched)
+        # The shield keeps one cancelled caller from cancelling everyone's fetch.
+        return await asyncio.shield(inflight)
+
+    def _fetched(self, future: asyncio.Future[str]) -> None:
+        if self._inflight is future:
+            self._inflight = None
+        if not future.cancelled():
+            future.exception()  # retrieved: no "never retrieved" noise
 
     def invalidate(self, token: str) -> None:
         """Drop ``token`` after SRS refused it, unless a newer one replaced it."""

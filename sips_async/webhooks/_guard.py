@@ -37,7 +37,12 @@ def secret_matches(provided: str | None, secret: str) -> bool:
     """Constant-time comparison of a presented secret with the configured one."""
     if provided is None:
         return False
-    return hmac.compare_digest(provided.encode(), secret.encode())
+    # Header values may carry undecodable bytes (as surrogates): never a 500.
+    return hmac.compare_digest(_bytes(provided), _bytes(secret))
+
+
+def _bytes(text: str) -> bytes:
+    return text.encode("utf-8", "surrogateescape")
 
 
 def _key(secret: str) -> bytes:
@@ -51,7 +56,7 @@ def _key(secret: str) -> bytes:
 
 
 def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
-    signed = f"{msg_id}.{timestamp}.".encode() + body
+    signed = _bytes(f"{msg_id}.{timestamp}.") + body
     return base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
 
 
@@ -94,10 +99,11 @@ def verify_signature(
     signatures = headers.get("webhook-signature")
     if not msg_id or not stamp or not signatures:
         return "missing signature headers"
-    try:
-        sent_at = int(stamp)
-    except ValueError:
+    # Unix seconds in ASCII digits only: int() would also take "+1", "1_0" and
+    # non-ASCII digits, and a huge value overflows the float comparison below.
+    if not (stamp.isascii() and stamp.isdigit()) or len(stamp) > 12:
         return "bad signature timestamp"
+    sent_at = int(stamp)
     if abs(now - sent_at) > tolerance:
         return "signature timestamp outside tolerance"
     presented = [
@@ -108,7 +114,7 @@ def verify_signature(
     for secret in secrets:
         expected = _signature(_key(secret), msg_id, stamp, body)
         for candidate in presented:
-            if hmac.compare_digest(candidate.encode(), expected.encode()):
+            if hmac.compare_digest(_bytes(candidate), expected.encode()):
                 return None
     return "no valid signature"
 

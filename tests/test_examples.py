@@ -1,0 +1,52 @@
+"""Every example runs with no arguments against the bundled sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+EXPECTED = {
+    "quickstart.py": ["queued:", "acknowledged: OA", "delivered:"],
+    "sync_submit.py": [
+        "Order Submitted",
+        "missing fields: sourceSystem",
+        "Orders_GeneralError",
+    ],
+    "get_order.py": ["status: Placed", "unknown id: BAD_REQUEST_ERROR"],
+    "embed_in_aiohttp_app.py": ["delivered via my own server:"],
+    "listener_service.py": ["3 orders delivered"],
+}
+
+
+def test_every_example_is_listed() -> None:
+    found = {p.name for p in EXAMPLES.glob("*.py") if not p.name.startswith("_")}
+    assert found == set(EXPECTED)
+
+
+@pytest.mark.parametrize("name", sorted(EXPECTED))
+async def test_example_runs(name: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SIPS_")}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(EXAMPLES / name),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    try:
+        async with asyncio.timeout(60):
+            out, err = await proc.communicate()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    assert proc.returncode == 0, err.decode()
+    text = out.decode()
+    for needle in EXPECTED[name]:
+        assert needle in text, (needle, text)

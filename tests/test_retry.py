@@ -1,0 +1,424 @@
+"""Retries: exact counts, backoff delays, Retry-After, and submit safety."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import email.utils
+import random
+import types
+from typing import Any, Self
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+import sips_async._codec
+import sips_async._retry
+from sips_async import (
+    RetryConfig,
+    SipsConfigError,
+    SipsConnectionError,
+    SipsRateLimitError,
+    SipsServerError,
+    SipsTimeoutError,
+)
+from sips_async._config import SubmitRetry
+from tests._mock import (
+    ENQUEUE_URL,
+    SEED_ORDER,
+    SUBMIT_URL,
+    TOKEN_URL,
+    Sleeps,
+    connector_error,
+    count,
+    make_client,
+    mock_token,
+    order_url,
+    sent_transaction_ids,
+)
+from tests.factories import make_order
+
+URL = order_url(874)
+OK_SUBMIT = {"message": "Order Submitted", "orderID": "35818786", "queueID": None}
+
+
+@pytest.fixture
+def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
+    return Sleeps.install(monkeypatch)
+
+
+class _MaxRandom(random.Random):
+    """Full jitter always drawing its upper bound."""
+
+    def uniform(self, a: float, b: float) -> float:
+        return b
+
+
+# --------------------------------------------------------------------------
+# Delays
+# --------------------------------------------------------------------------
+
+
+def _caps(cfg: RetryConfig, n: int) -> list[float]:
+    return [min(cfg.max_delay, cfg.initial_delay * 2**i) for i in range(n)]
+
+
+async def test_full_jitter_delays_lie_within_exponential_caps(
+    sleeps: Sleeps,
+) -> None:
+    cfg = RetryConfig(max_tries=8, initial_delay=0.25, max_delay=2.0)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, repeat=True)
+        async with make_client(retry=cfg) as client:
+            for _ in range(5):
+                with pytest.raises(SipsServerError):
+                    await client.orders.get(874)
+        assert count(m, "GET", URL) == 5 * 8
+    assert len(sleeps.delays) == 5 * 7
+    caps = _caps(cfg, 7)
+    assert caps == [0.25, 0.5, 1.0, 2.0, 2.0, 2.0, 2.0]
+    for run in range(5):
+        delays = sleeps.delays[run * 7 : (run + 1) * 7]
+        for delay, cap in zip(delays, caps, strict=True):
+            assert 0.0 <= delay <= cap
+    # A jittered draw, not the cap itself every time.
+    assert len(set(sleeps.delays)) > 1
+
+
+async def test_delays_double_from_initial_delay_up_to_max_delay(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sips_async._retry, "_rng", _MaxRandom())
+    cfg = RetryConfig(max_tries=6, initial_delay=1.5, max_delay=5.0)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=500, repeat=True)
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == 6
+    assert sleeps.delays == [1.5, 3.0, 5.0, 5.0, 5.0]
+
+
+async def test_retry_after_seconds_is_obeyed_exactly(sleeps: Sleeps) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, headers={"Retry-After": "7"}, repeat=True)
+        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+            with pytest.raises(SipsServerError) as info:
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == 3
+    assert sleeps.delays == [7.0, 7.0]
+    assert info.value.retry_after == 7.0
+
+
+async def test_retry_after_on_429_is_obeyed(sleeps: Sleeps) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=429, headers={"Retry-After": "3"})
+        m.get(URL, body=SEED_ORDER)
+        async with make_client() as client:
+            await client.orders.get(874)
+        assert count(m, "GET", URL) == 2
+    assert sleeps.delays == [3.0]
+
+
+async def test_retry_after_is_capped_by_max_retry_after(sleeps: Sleeps) -> None:
+    cfg = RetryConfig(max_tries=3, max_retry_after=10.0, max_time=600)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, headers={"Retry-After": "120"}, repeat=True)
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+    assert sleeps.delays == [10.0, 10.0]
+
+
+_NOW = dt.datetime(2026, 5, 20, 12, 0, 0, tzinfo=dt.UTC)
+
+
+class _FrozenDateTime(dt.datetime):
+    @classmethod
+    def now(cls, tz: dt.tzinfo | None = None) -> Self:
+        return cls.fromtimestamp(_NOW.timestamp(), tz)
+
+
+@pytest.mark.parametrize(
+    ("offset", "max_retry_after", "expected"),
+    [(42, 60.0, 42.0), (42, 20.0, 20.0), (-30, 60.0, 0.0)],
+    ids=["future", "capped", "past"],
+)
+async def test_retry_after_http_date_is_obeyed_exactly(
+    sleeps: Sleeps,
+    monkeypatch: pytest.MonkeyPatch,
+    offset: int,
+    max_retry_after: float,
+    expected: float,
+) -> None:
+    monkeypatch.setattr(
+        sips_async._codec,
+        "dt",
+        types.SimpleNamespace(datetime=_FrozenDateTime, UTC=dt.UTC),
+    )
+    when = email.utils.format_datetime(_NOW + dt.timedelta(seconds=offset), usegmt=True)
+    cfg = RetryConfig(max_tries=2, max_retry_after=max_retry_after)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, headers={"Retry-After": when}, repeat=True)
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+    assert sleeps.delays == [expected]
+
+
+async def test_unreadable_retry_after_falls_back_to_backoff(
+    sleeps: Sleeps, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sips_async._retry, "_rng", _MaxRandom())
+    cfg = RetryConfig(max_tries=3, initial_delay=0.5)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, headers={"Retry-After": "soon-ish"}, repeat=True)
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+    assert sleeps.delays == [0.5, 1.0]
+
+
+# --------------------------------------------------------------------------
+# Bounds
+# --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("tries", [1, 2, 5])
+async def test_max_tries_bounds_attempts(sleeps: Sleeps, tries: int) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, exception=aiohttp.ServerDisconnectedError(), repeat=True)
+        async with make_client(retry=RetryConfig(max_tries=tries)) as client:
+            with pytest.raises(SipsConnectionError):
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == tries
+    assert len(sleeps.delays) == tries - 1
+
+
+async def test_max_time_bounds_retries(sleeps: Sleeps) -> None:
+    # Retry-After 4 s, 10 s allowed: waits 4 + 4 + the 2 s left, then stops.
+    cfg = RetryConfig(max_tries=100, max_time=10.0)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, headers={"Retry-After": "4"}, repeat=True)
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == 4
+    assert sleeps.delays == [4.0, 4.0, 2.0]
+    assert sum(sleeps.delays) == cfg.max_time
+
+
+async def test_retry_stops_at_first_success(sleeps: Sleeps) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=502)
+        m.get(URL, body=SEED_ORDER)
+        m.get(URL, status=502, repeat=True)
+        async with make_client(retry=RetryConfig(max_tries=5)) as client:
+            order = await client.orders.get(874)
+        assert count(m, "GET", URL) == 2
+    assert order.id == 874
+    assert len(sleeps.delays) == 1
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"max_tries": 0},
+        {"max_time": 0},
+        {"initial_delay": -1},
+        {"max_delay": -1},
+        {"submit": "sometimes"},
+    ],
+)
+def test_retry_config_rejects_bad_values(kwargs: dict[str, Any]) -> None:
+    with pytest.raises(SipsConfigError):
+        RetryConfig(**kwargs)
+
+
+# --------------------------------------------------------------------------
+# Submit safety (RetryConfig.submit)
+# --------------------------------------------------------------------------
+
+SUBMIT_URLS = {"submit": SUBMIT_URL, "enqueue": ENQUEUE_URL}
+
+
+async def _place(
+    kind: str, m: aioresponses, policy: SubmitRetry, *, tries: int = 4
+) -> None:
+    """Submit or enqueue one order with ``policy``; leaves errors to the test."""
+    order = make_order()
+    async with make_client(retry=RetryConfig(max_tries=tries, submit=policy)) as c:
+        try:
+            if kind == "submit":
+                await c.orders.submit(order)
+            else:
+                await c.orders.enqueue(order)
+        finally:
+            url = SUBMIT_URLS[kind]
+            ids = sent_transaction_ids(m, url)
+            assert ids, "the order was never sent"
+            assert set(ids) == {order.transaction_id}
+
+
+_AMBIGUOUS: dict[str, dict[str, object]] = {
+    "500": {"status": 500},
+    "502": {"status": 502},
+    "504": {"status": 504},
+    "server-disconnected": {"exception": aiohttp.ServerDisconnectedError()},
+    "read-timeout": {"timeout": True},
+}
+_AMBIGUOUS_ERRORS: dict[str, type[Exception]] = {
+    "500": SipsServerError,
+    "502": SipsServerError,
+    "504": SipsServerError,
+    "server-disconnected": SipsConnectionError,
+    "read-timeout": SipsTimeoutError,
+}
+_REFUSED: dict[str, dict[str, object]] = {
+    "503": {"status": 503},
+    "429": {"status": 429},
+    "connection-refused": {"exception": connector_error()},
+}
+_REFUSED_ERRORS: dict[str, type[Exception]] = {
+    "503": SipsServerError,
+    "429": SipsRateLimitError,
+    "connection-refused": SipsConnectionError,
+}
+
+
+@pytest.mark.parametrize("kind", list(SUBMIT_URLS))
+@pytest.mark.parametrize("failure", list(_AMBIGUOUS))
+async def test_safe_submit_not_resent_after_ambiguous_failure(
+    sleeps: Sleeps, kind: str, failure: str
+) -> None:
+    url = SUBMIT_URLS[kind]
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(url, repeat=True, **_AMBIGUOUS[failure])
+        with pytest.raises(_AMBIGUOUS_ERRORS[failure]):
+            await _place(kind, m, "safe")
+        assert count(m, "POST", url) == 1
+    assert sleeps.delays == []
+
+
+@pytest.mark.parametrize("kind", list(SUBMIT_URLS))
+@pytest.mark.parametrize("failure", list(_REFUSED))
+async def test_safe_submit_resent_after_refusal_with_same_transaction_id(
+    sleeps: Sleeps, kind: str, failure: str
+) -> None:
+    url = SUBMIT_URLS[kind]
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(url, **_REFUSED[failure])
+        m.post(url, **_REFUSED[failure])
+        m.post(url, payload=OK_SUBMIT)
+        await _place(kind, m, "safe")
+        assert count(m, "POST", url) == 3
+    assert len(sleeps.delays) == 2
+
+
+@pytest.mark.parametrize("failure", list(_REFUSED))
+async def test_safe_submit_refusal_gives_up_after_max_tries(
+    sleeps: Sleeps, failure: str
+) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(SUBMIT_URL, repeat=True, **_REFUSED[failure])
+        with pytest.raises(_REFUSED_ERRORS[failure]):
+            await _place("submit", m, "safe", tries=3)
+        assert count(m, "POST", SUBMIT_URL) == 3
+
+
+async def test_safe_submit_resent_when_token_request_failed(sleeps: Sleeps) -> None:
+    with aioresponses() as m:
+        m.post(TOKEN_URL, status=500)
+        m.post(TOKEN_URL, exception=aiohttp.ServerDisconnectedError())
+        mock_token(m)
+        m.post(SUBMIT_URL, payload=OK_SUBMIT)
+        await _place("submit", m, "safe")
+        assert count(m, "POST", TOKEN_URL) == 3
+        assert count(m, "POST", SUBMIT_URL) == 1
+
+
+@pytest.mark.parametrize("kind", list(SUBMIT_URLS))
+@pytest.mark.parametrize("failure", list(_AMBIGUOUS))
+async def test_always_submit_resends_ambiguous_with_same_transaction_id(
+    sleeps: Sleeps, kind: str, failure: str
+) -> None:
+    url = SUBMIT_URLS[kind]
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(url, **_AMBIGUOUS[failure])
+        m.post(url, **_AMBIGUOUS[failure])
+        m.post(url, payload=OK_SUBMIT)
+        await _place(kind, m, "always")
+        assert count(m, "POST", url) == 3
+
+
+async def test_always_submit_bounded_by_max_tries(sleeps: Sleeps) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(SUBMIT_URL, status=500, repeat=True)
+        with pytest.raises(SipsServerError):
+            await _place("submit", m, "always", tries=4)
+        assert count(m, "POST", SUBMIT_URL) == 4
+
+
+@pytest.mark.parametrize("kind", list(SUBMIT_URLS))
+@pytest.mark.parametrize("failure", [*_AMBIGUOUS, *_REFUSED])
+async def test_never_submit_is_never_resent(
+    sleeps: Sleeps, kind: str, failure: str
+) -> None:
+    url = SUBMIT_URLS[kind]
+    spec = _AMBIGUOUS.get(failure) or _REFUSED[failure]
+    errors = {**_AMBIGUOUS_ERRORS, **_REFUSED_ERRORS}
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(url, repeat=True, **spec)
+        with pytest.raises(errors[failure]):
+            await _place(kind, m, "never")
+        assert count(m, "POST", url) == 1
+    assert sleeps.delays == []
+
+
+async def test_get_is_retried_whatever_the_submit_policy(sleeps: Sleeps) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=500, repeat=True)
+        cfg = RetryConfig(max_tries=3, submit="never")
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == 3
+
+
+async def test_concurrent_calls_keep_their_own_retry_policy(sleeps: Sleeps) -> None:
+    order = make_order()
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(SUBMIT_URL, status=500, repeat=True)
+        m.get(URL, status=500)
+        m.get(URL, status=500)
+        m.get(URL, body=SEED_ORDER)
+        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+            submitted, got = await asyncio.gather(
+                client.orders.submit(order),
+                client.orders.get(874),
+                return_exceptions=True,
+            )
+        assert count(m, "POST", SUBMIT_URL) == 1
+        assert count(m, "GET", URL) == 3
+    assert isinstance(submitted, SipsServerError)
+    assert not isinstance(got, BaseException)
+    assert got.id == 874
