@@ -363,6 +363,8 @@ def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> Orde
         raise EventDecodeError(f"not an SRS event: {exc}") from None
     except msgspec.DecodeError:
         raise EventDecodeError("body is not valid JSON") from None
+    except RecursionError:  # msgspec's nesting limit
+        raise EventDecodeError("body is nested too deeply") from None
     event_type = _text(event.event_type)
     event_id = _text(event.event_id)
     if event_type is None or event_id is None:

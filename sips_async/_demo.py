@@ -186,6 +186,7 @@ async def _run_order(
         return
     acknowledged = False
     async for update in pending.updates():
+        report.updates += 1
         if not acknowledged and update.accepted:
             acknowledged = True
             report.acknowledged += 1

@@ -235,8 +235,6 @@ class WebhookReceiver:
             update = decode_event(body)
         except EventDecodeError as exc:
             return _reply(400, str(exc))
-        except RecursionError:  # msgspec's nesting limit: never a 500
-            return _reply(400, "body is nested too deeply")
         new = await self.tracker.record(update)
         return web.Response(body=_OK if new else _DUPLICATE, content_type=_JSON)
 

@@ -109,6 +109,10 @@ class MemoryStore:
         return list(self._histories.get(key, ()))
 
     async def release(self, key: str) -> None:
+        self.release_nowait(key)
+
+    def release_nowait(self, key: str) -> None:
+        """:meth:`release` without a suspension point (in-process only)."""
         if key in self._claimed:
             self._claimed.discard(key)
             if key in self._histories:

@@ -9,6 +9,7 @@ if any, is updated and its waiters are woken.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import weakref
@@ -29,14 +30,30 @@ UpdateCallback = Callable[[OrderUpdate], Awaitable[None] | None]
 class Entry:
     """In-process view of one tracked order: its updates and its waiters."""
 
-    __slots__ = ("__weakref__", "_event", "key", "loaded", "order_id", "updates")
+    __slots__ = (
+        "__weakref__",
+        "_event",
+        "_on_gone",
+        "key",
+        "loaded",
+        "order_id",
+        "updates",
+    )
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, on_gone: Callable[[str], None] | None = None) -> None:
         self.key = key
         self.order_id: str | None = None
         self.updates: list[OrderUpdate] = []
         self.loaded = False
         self._event: asyncio.Event | None = None
+        self._on_gone = on_gone
+
+    def __del__(self) -> None:
+        # Nobody holds this order any more: let the store bound it again.
+        on_gone = self._on_gone
+        if on_gone is not None:
+            with contextlib.suppress(Exception):
+                on_gone(self.key)
 
     def changed(self) -> asyncio.Event:
         """An event set at the next change (a fresh one per generation)."""
@@ -111,12 +128,14 @@ class Tracker:
             raise SipsClientClosedError("the order tracker is closed")
         entry = self._entries.get(key)
         if entry is None:
-            entry = Entry(key)
-            self._entries[key] = entry
             store = self.store
             if isinstance(store, MemoryStore):
+                entry = Entry(key, store.release_nowait)
                 entry.updates = store.claim_nowait(key)
                 entry.loaded = True
+            else:
+                entry = Entry(key)
+            self._entries[key] = entry
         return entry
 
     async def load(self, entry: Entry) -> None:
