@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from typing import Final
+from urllib.parse import quote, quote_plus
 
 from ._codec import decode_token, error_from_response
 from ._transport import Response, Transport
@@ -19,10 +20,11 @@ REFRESH_MARGIN: Final = 300.0
 
 
 def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace every occurrence of each secret in ``text`` with ``***``."""
+    """Replace each secret in ``text``, as is or form-encoded, with ``***``."""
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "***")
+            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
+                text = text.replace(form, "***")
     return text
 
 

@@ -134,6 +134,7 @@ class SipsClient:
             timeout=timeout,
             submit_timeout=_positive("submit_timeout", submit_timeout),
             tracker=self._receiver.tracker if self._receiver is not None else None,
+            tracker_shared=self._receiver is not None and not self._owns_receiver,
         )
         self._state = _State.NEW
 
@@ -182,19 +183,18 @@ class SipsClient:
     async def aclose(self) -> None:
         """Close everything the client owns; idempotent.
 
-        Every ``wait()`` still pending is woken with
-        :class:`~sips_async.errors.SipsClientClosedError`. A session passed in
-        by the caller stays open.
+        Every ``wait()`` still pending on an order of this client is woken
+        with :class:`~sips_async.errors.SipsClientClosedError`. A session or a
+        receiver passed in by the caller stays open for its other users.
         """
         if self._state is _State.CLOSED:
             return
         self._state = _State.CLOSED
         try:
-            if self._receiver is not None:
-                if self._owns_receiver:
-                    await self._receiver.aclose()
-                else:
-                    await self._receiver.tracker.close()
+            if self._receiver is not None and self._owns_receiver:
+                await self._receiver.aclose()
+            else:
+                self.orders.close_handed_out()
         finally:
             await self._transport.aclose()
 

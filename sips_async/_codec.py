@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import email.utils
 import re
+import sys
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -82,26 +83,31 @@ _ORDER_ATTRS: Final = {
 _LINE_ATTRS: Final = {f.encode_name: f.name for f in msgspec.structs.fields(LineItem)}
 
 
+#: ``(wire name, attribute)`` of the required fields, resolved once.
+_REQUIRED: Final = tuple((name, _ORDER_ATTRS[name]) for name in REQUIRED_FIELDS)
+_REQUIRED_LINE: Final = tuple(
+    (name, _LINE_ATTRS[name]) for name in REQUIRED_LINE_FIELDS
+)
+
+
 def missing_fields(order: OrderRequest) -> tuple[str, ...]:
     """Return the wire path of every required field that is absent or empty."""
-    missing = [
-        name for name in REQUIRED_FIELDS if _empty(getattr(order, _ORDER_ATTRS[name]))
-    ]
+    # Inlined emptiness test (None, "" or []): this runs on every submit.
+    missing = []
+    for name, attr in _REQUIRED:
+        value = getattr(order, attr)
+        if value is None or (isinstance(value, (str, list)) and not value):
+            missing.append(name)
     lines: object = order.order_line_item_details
     if isinstance(lines, list):
         for i, line in enumerate(lines):
             if not isinstance(line, LineItem):
                 continue  # a wrong type: reported by the type check
-            missing.extend(
-                f"orderLineItemDetails[{i}].{name}"
-                for name in REQUIRED_LINE_FIELDS
-                if _empty(getattr(line, _LINE_ATTRS[name]))
-            )
+            for name, attr in _REQUIRED_LINE:
+                value = getattr(line, attr)
+                if value is None or (isinstance(value, (str, list)) and not value):
+                    missing.append(f"orderLineItemDetails[{i}].{name}")
     return tuple(missing)
-
-
-def _empty(value: object) -> bool:
-    return value is None or (isinstance(value, str | list) and len(value) == 0)
 
 
 def encode_order(order: OrderRequest) -> bytes:
@@ -120,6 +126,13 @@ def encode_order(order: OrderRequest) -> bytes:
         body = _encoder.encode(order)
     except (TypeError, msgspec.EncodeError) as exc:
         raise SipsValidationError(f"order cannot be encoded: {exc}") from None
+    tid: object = order.transaction_id
+    if not isinstance(tid, str) or not tid.strip() or tid != tid.strip():
+        raise SipsValidationError(
+            "transactionID must be a non-empty string without surrounding spaces "
+            "(it is how SRS's webhooks find the order)",
+            field_path="$.transactionID",
+        )
     missing = missing_fields(order)
     if missing:
         raise FieldsMissingError(
@@ -153,17 +166,26 @@ def _error_path(message: str) -> str | None:
 # --------------------------------------------------------------------------
 
 
-def decode_submit_result(data: bytes) -> SubmitResult:
-    """Decode a submit answer; numbers and strings are both taken as ids."""
+def decode_submit_result(data: bytes, *, sent_id: str | None = None) -> SubmitResult:
+    """Decode a submit answer; numbers and strings are both taken as ids.
+
+    ``sent_id`` is the ``transactionID`` that was sent: when SRS echoes it,
+    the result shares that string instead of holding a copy.
+    """
     try:
         wire = _submit_decoder.decode(data)
     except msgspec.DecodeError as exc:
         raise SipsResponseError(f"unreadable submit answer: {exc}") from None
+    # A result lives as long as its PendingOrder: share what repeats (the
+    # message, the echoed transactionID, a queueID equal to the orderID).
+    transaction_id = _text(wire.transactionID)
+    order_id = _text(wire.orderID)
+    queue_id = _text(wire.queueID)
     return SubmitResult(
-        message=wire.message or "",
-        transaction_id=_text(wire.transactionID),
-        order_id=_text(wire.orderID),
-        queue_id=_text(wire.queueID),
+        message=sys.intern(wire.message) if wire.message else "",
+        transaction_id=sent_id if transaction_id == sent_id else transaction_id,
+        order_id=order_id,
+        queue_id=order_id if queue_id == order_id else queue_id,
     )
 
 

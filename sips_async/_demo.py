@@ -190,14 +190,14 @@ async def _run_order(
         if not acknowledged and update.accepted:
             acknowledged = True
             report.acknowledged += 1
-        if update.rejected or update.event_type == "OC":
-            report.rejected += 1
         if update.status == OrderStatus.DELIVERED:
             report.delivered += 1
             report.delivered_after.append(time.perf_counter() - started)
         if update.is_final:
             report.final += 1
         progress.update(index, update)
+    if pending.rejection is not None:
+        report.rejected += 1
 
 
 async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import re
+import weakref
 from typing import TYPE_CHECKING, Final
 
 from ._codec import decode_sales_order, decode_submit_result, encode_order
 from ._config import Endpoints
 from ._pending import PendingOrder
 from ._retry import Requester
-from .errors import SipsAPIError, SipsValidationError
+from .errors import SipsValidationError
 from .models import OrderRequest, SalesOrder, SubmitResult
 
 if TYPE_CHECKING:
-    from .webhooks._tracker import Tracker
+    from .webhooks._tracker import Entry, Tracker
 
 __all__ = ["OrdersResource"]
 
@@ -23,7 +24,14 @@ _ORDER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 class OrdersResource:
     """The order calls of SIPS, reached as ``client.orders``."""
 
-    __slots__ = ("_endpoints", "_requester", "_submit_timeout", "_timeout", "_tracker")
+    __slots__ = (
+        "_endpoints",
+        "_handed_out",
+        "_requester",
+        "_submit_timeout",
+        "_timeout",
+        "_tracker",
+    )
 
     def __init__(
         self,
@@ -33,8 +41,14 @@ class OrdersResource:
         timeout: float,
         submit_timeout: float,
         tracker: Tracker | None,
+        tracker_shared: bool = False,
     ) -> None:
         self._requester = requester
+        # With a receiver shared with others, closing this client wakes only
+        # the orders it handed out; so it remembers them (weakly).
+        self._handed_out: weakref.WeakSet[Entry] | None = (
+            weakref.WeakSet() if tracker_shared else None
+        )
         self._endpoints = endpoints
         self._timeout = timeout
         self._submit_timeout = submit_timeout
@@ -64,7 +78,7 @@ class OrdersResource:
             timeout=timeout or self._submit_timeout,
             places_order=True,
         )
-        return decode_submit_result(resp.body)
+        return decode_submit_result(resp.body, sent_id=order.transaction_id)
 
     async def enqueue(
         self, order: OrderRequest, *, timeout: float | None = None
@@ -81,22 +95,17 @@ class OrdersResource:
         body = encode_order(order)
         key = order.transaction_id
         tracker = self._tracker
-        entry = await tracker.expect(key) if tracker is not None else None
-        try:
-            resp = await self._requester.request(
-                "POST",
-                self._endpoints.enqueue,
-                json=body,
-                timeout=timeout or self._timeout,
-                places_order=True,
-            )
-        except SipsAPIError:
-            # SRS answered with an error: nothing was queued, stop tracking.
-            # (After a connection failure the order may exist: keep it.)
-            if tracker is not None:
-                await tracker.store.release(key)
-            raise
-        result = decode_submit_result(resp.body)
+        entry = await self._hand_out(key) if tracker is not None else None
+        # If this raises, nobody holds the entry and the store lets it go
+        # (bounded), yet updates for an order that did reach SRS are kept.
+        resp = await self._requester.request(
+            "POST",
+            self._endpoints.enqueue,
+            json=body,
+            timeout=timeout or self._timeout,
+            places_order=True,
+        )
+        result = decode_submit_result(resp.body, sent_id=key)
         if tracker is not None and result.order_id:
             await tracker.link(key, result.order_id)
         return PendingOrder(key, result=result, tracker=tracker, entry=entry)
@@ -133,5 +142,21 @@ class OrdersResource:
         if not key:
             raise SipsValidationError("transaction_id is empty", field_path="id")
         tracker = self._tracker
-        entry = tracker.entry(key) if tracker is not None else None
+        entry = None
+        if tracker is not None:
+            entry = tracker.entry(key)
+            if self._handed_out is not None:
+                self._handed_out.add(entry)
         return PendingOrder(key, tracker=tracker, entry=entry)
+
+    async def _hand_out(self, key: str) -> Entry:
+        assert self._tracker is not None
+        entry = await self._tracker.expect(key)
+        if self._handed_out is not None:
+            self._handed_out.add(entry)
+        return entry
+
+    def close_handed_out(self) -> None:
+        """Wake every waiter on orders this client handed out (client closing)."""
+        for entry in list(self._handed_out or ()):
+            entry.close()

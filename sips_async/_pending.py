@@ -28,19 +28,23 @@ _NO_RECEIVER: Final = (
 StatusOrPredicate = OrderStatus | str | Callable[[OrderUpdate], bool]
 
 
-def _first_outcome(updates: list[OrderUpdate]) -> OrderUpdate | None:
-    """The acknowledgement or rejection among ``updates``, in arrival order.
-
-    The first update decides: a rejection (or an ``OC`` before any
-    acknowledgement) rejects; anything else acknowledges. Normally that is
-    the ``OA``, but SRS does not promise order, so a first ``OU``/``DU``
-    shows the order was taken just as well.
-    """
-    return updates[0] if updates else None
-
-
 def _is_rejection(update: OrderUpdate) -> bool:
     return update.rejected or update.event_type == "OC"
+
+
+def _first_outcome(updates: list[OrderUpdate]) -> OrderUpdate | None:
+    """The first acknowledgement or rejection among ``updates``, in arrival order.
+
+    An ``OA`` acknowledges, or rejects when its status or error code says
+    so; any update with an error code, or an ``OC`` before an
+    acknowledgement, rejects. SRS does not promise order, so an ``OU`` that
+    beats its ``OA`` is passed over; if the order reaches a final status
+    without any ``OA`` (one lost on the way), that update decides.
+    """
+    for update in updates:
+        if update.event_type == "OA" or _is_rejection(update) or update.is_final:
+            return update
+    return None
 
 
 def _matcher(target: StatusOrPredicate) -> Callable[[OrderUpdate], bool]:
@@ -114,6 +118,12 @@ class PendingOrder:
         return current.status if current is not None else None
 
     @property
+    def rejection(self) -> OrderUpdate | None:
+        """The update that rejected the order, if its first outcome was one."""
+        outcome = _first_outcome(self.history)
+        return outcome if outcome is not None and _is_rejection(outcome) else None
+
+    @property
     def is_final(self) -> bool:
         """Whether an update received so far ended the order."""
         return any(u.is_final for u in self.history)
@@ -166,23 +176,31 @@ class PendingOrder:
     async def updates(self) -> AsyncIterator[OrderUpdate]:
         """Yield every update in arrival order, past ones first, then live ones.
 
-        Ends after an update that is final (delivered, cancelled, returned,
-        rejected). Closing the client ends it with
-        :class:`SipsClientClosedError`.
+        Ends once a final update (delivered, cancelled, returned, rejected)
+        was yielded, after the updates already received with it; SRS may
+        still deliver an older one late, and it then lands in :attr:`history`.
+        Closing the client ends it with :class:`SipsClientClosedError`.
         """
         tracker, entry = self._require()
         await tracker.load(entry)
-        seen = 0
+        yielded: set[int] = set()  # ids: a merge may insert earlier updates
+        final = False
         while True:
-            while seen < len(entry.updates):
-                update = entry.updates[seen]
-                seen += 1
-                yield update
-                if update.is_final:
-                    return
-            if tracker.closed:
-                raise SipsClientClosedError("the client was closed")
+            for update in list(entry.updates):
+                if id(update) not in yielded:
+                    yielded.add(id(update))
+                    final = final or update.is_final
+                    yield update
+            if final:
+                return
+            self._check_open(tracker, entry)
             await entry.changed().wait()
+
+    def _check_open(self, tracker: Tracker, entry: Entry) -> None:
+        if tracker.closed or entry.closed:
+            raise SipsClientClosedError(
+                f"the client was closed while order {self.transaction_id} was awaited"
+            )
 
     def _require(self) -> tuple[Tracker, Entry]:
         if self._tracker is None or self._entry is None:
@@ -202,11 +220,7 @@ class PendingOrder:
                     found = pick(entry.updates)
                     if found is not None:
                         return found
-                    if tracker.closed:
-                        raise SipsClientClosedError(
-                            f"the client was closed while order "
-                            f"{self.transaction_id} was awaited"
-                        )
+                    self._check_open(tracker, entry)
                     # Event.wait() gives each waiter its own future, so
                     # cancelling one waiter never disturbs the others.
                     await entry.changed().wait()

@@ -155,3 +155,14 @@ async def test_webhook_secret_not_in_client_repr() -> None:
         assert text is not None
         assert HOOK_SECRET not in text
         assert CLIENT_SECRET not in text
+
+
+def test_redact_catches_form_encoded_echoes() -> None:
+    from urllib.parse import quote, quote_plus
+
+    from sips_async._auth import redact
+
+    secret = "a+b/c=d e"
+    text = f"raw {secret} plus {quote_plus(secret)} pct {quote(secret, safe='')}"
+    cleaned = redact(text, (secret,))
+    assert cleaned == "raw *** plus *** pct ***"

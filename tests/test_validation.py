@@ -177,3 +177,12 @@ def test_validation_errors_are_value_errors() -> None:
     err = FieldsMissingError("missing", fields=("a",))
     assert isinstance(err, SipsValidationError)
     assert isinstance(err, ValueError)
+
+
+@pytest.mark.parametrize("tid", ["", "   ", " padded ", "tab\t"])
+def test_unusable_transaction_id_is_refused(tid: str) -> None:
+    from sips_async._codec import encode_order
+
+    with pytest.raises(SipsValidationError) as info:
+        encode_order(make_order(transaction_id=tid))
+    assert info.value.field_path == "$.transactionID"

@@ -338,8 +338,7 @@ async def test_unknown_event_type_is_accepted_and_delivered(
     )
     reply = await post(session, hook_url(client), body)
     assert reply.status == 200
-    update = await pending.wait(timeout=5)
-    assert update.event_type == "ZQ"
+    update = await pending.wait_for(lambda u: u.event_type == "ZQ", timeout=5)
     assert update.event_id == "7"
     assert update.status == "Something New"
     assert update.raw == body

@@ -6,6 +6,7 @@ default; a SQLite or Redis store implements the same few coroutines.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections import OrderedDict
 from typing import Final, Protocol, runtime_checkable
@@ -55,7 +56,9 @@ class Store(Protocol):
     async def link(self, key: str, order_id: str) -> list[OrderUpdate]:
         """Tie SRS ``order_id`` to ``key``, merging updates kept under it.
 
-        Returns ``key``'s merged history.
+        Returns the updates that moved into ``key``'s history (replays
+        excluded), empty when the id was linked already. The merged history
+        stays in arrival order.
         """
         ...
 
@@ -91,7 +94,9 @@ class MemoryStore:
         self._claimed: set[str] = set()
         self._unclaimed: OrderedDict[str, None] = OrderedDict()
         self._aliases: dict[str, str] = {}  # SRS order id -> key
-        self._alias_of: dict[str, str] = {}  # key -> SRS order id
+        # key -> its SRS order ids (a queued order has two: the queue GUID
+        # from the enqueue answer and the ERP id in later webhooks)
+        self._alias_of: dict[str, set[str]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -118,9 +123,7 @@ class MemoryStore:
             if key in self._histories:
                 self._keep_unclaimed(key)
             else:
-                alias = self._alias_of.pop(key, None)
-                if alias is not None:
-                    self._aliases.pop(alias, None)
+                self._forget_aliases(key)
 
     async def append(self, key: str, update: OrderUpdate) -> bool:
         history = self._histories.get(key)
@@ -139,14 +142,18 @@ class MemoryStore:
         return list(self._histories.get(key, ()))
 
     async def link(self, key: str, order_id: str) -> list[OrderUpdate]:
-        if self._aliases.get(order_id) != key:
-            self._aliases[order_id] = key
-            self._alias_of[key] = order_id
-            orphan = f"order:{order_id}"
-            for update in self._histories.pop(orphan, ()):
-                await self.append(key, update)
-            self._unclaimed.pop(orphan, None)
-        return list(self._histories.get(key, ()))
+        if self._aliases.get(order_id) == key:
+            return []
+        self._aliases[order_id] = key
+        self._alias_of.setdefault(key, set()).add(order_id)
+        orphan = f"order:{order_id}"
+        self._unclaimed.pop(orphan, None)
+        moved = [
+            u for u in self._histories.pop(orphan, ()) if await self.append(key, u)
+        ]
+        if moved:
+            self._histories[key].sort(key=_arrival)
+        return moved
 
     async def find(self, order_id: str) -> str | None:
         return self._aliases.get(order_id)
@@ -160,11 +167,18 @@ class MemoryStore:
         while len(self._unclaimed) > self._max_unclaimed:
             dropped, _ = self._unclaimed.popitem(last=False)
             self._histories.pop(dropped, None)
-            alias = self._alias_of.pop(dropped, None)
-            if alias is not None:
-                self._aliases.pop(alias, None)
+            self._forget_aliases(dropped)
             logger.warning(
                 "dropped updates of untracked order %s (more than %d kept)",
                 dropped,
                 self._max_unclaimed,
             )
+
+    def _forget_aliases(self, key: str) -> None:
+        for order_id in self._alias_of.pop(key, ()):
+            if self._aliases.get(order_id) == key:
+                del self._aliases[order_id]
+
+
+def _arrival(update: OrderUpdate) -> dt.datetime:
+    return update.received_at

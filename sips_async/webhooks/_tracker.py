@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import inspect
 import logging
 import weakref
@@ -34,6 +35,7 @@ class Entry:
         "__weakref__",
         "_event",
         "_on_gone",
+        "closed",
         "key",
         "loaded",
         "order_id",
@@ -47,6 +49,8 @@ class Entry:
         self.loaded = False
         self._event: asyncio.Event | None = None
         self._on_gone = on_gone
+        #: Set when the client that handed this order out was closed.
+        self.closed = False
 
     def __del__(self) -> None:
         # Nobody holds this order any more: let the store bound it again.
@@ -62,11 +66,20 @@ class Entry:
             event = self._event = asyncio.Event()
         return event
 
+    def close(self) -> None:
+        """Mark closed and wake its waiters (they raise SipsClientClosedError)."""
+        self.closed = True
+        self.wake()
+
     def wake(self) -> None:
         """Wake everyone waiting on this entry."""
         event, self._event = self._event, None
         if event is not None:
             event.set()
+
+    def merge(self, moved: list[OrderUpdate]) -> None:
+        """Add updates that arrived under SRS's order id, in arrival order."""
+        self.updates = sorted([*self.updates, *moved], key=_arrival)
 
     def current(self) -> OrderUpdate | None:
         """The update with the latest ``eventDateTime`` (later arrival on ties).
@@ -84,6 +97,10 @@ class Entry:
         return best
 
 
+def _arrival(update: OrderUpdate) -> dt.datetime:
+    return update.received_at
+
+
 class Tracker:
     """Correlates updates with tracked orders and wakes their waiters."""
 
@@ -91,6 +108,7 @@ class Tracker:
         "_callbacks",
         "_closed",
         "_entries",
+        "_release",
         "_tasks",
         "duplicates",
         "received",
@@ -99,6 +117,10 @@ class Tracker:
 
     def __init__(self, store: Store | None = None) -> None:
         self.store: Store = store if store is not None else MemoryStore()
+        # One bound method shared by every entry (not 64 bytes per order).
+        self._release = (
+            self.store.release_nowait if isinstance(self.store, MemoryStore) else None
+        )
         self._entries: weakref.WeakValueDictionary[str, Entry] = (
             weakref.WeakValueDictionary()
         )
@@ -130,7 +152,7 @@ class Tracker:
         if entry is None:
             store = self.store
             if isinstance(store, MemoryStore):
-                entry = Entry(key, store.release_nowait)
+                entry = Entry(key, self._release)
                 entry.updates = store.claim_nowait(key)
                 entry.loaded = True
             else:
@@ -154,12 +176,12 @@ class Tracker:
 
     async def link(self, key: str, order_id: str) -> None:
         """Tie SRS's ``order_id`` (from the submit answer) to ``key``."""
-        history = await self.store.link(key, order_id)
+        moved = await self.store.link(key, order_id)
         entry = self._entries.get(key)
         if entry is not None:
-            entry.order_id = order_id
-            if len(history) != len(entry.updates):
-                entry.updates = history
+            entry.order_id = entry.order_id or order_id
+            if moved:
+                entry.merge(moved)
                 entry.wake()
 
     # -- updates -------------------------------------------------------------
@@ -185,20 +207,17 @@ class Tracker:
             logger.debug("replayed update %s for %s dropped", update.event_id, key)
             return False
         self.received += 1
-        history = None
+        moved: list[OrderUpdate] = []
         if update.transaction_id is not None and update.order_id is not None:
-            history = await store.link(key, update.order_id)
+            # Updates that came with SRS's order id only join this order now.
+            moved = await store.link(key, update.order_id)
         entry = self._entries.get(key)
         if entry is not None:
-            if history is not None:
-                entry.updates = history
-            else:
-                entry.updates.append(update)
-            if update.order_id is not None:
-                entry.order_id = update.order_id
+            entry.updates.append(update)
+            if moved:
+                entry.merge(moved)
+            entry.order_id = entry.order_id or update.order_id
             entry.wake()
-        if update.is_final:
-            await store.release(key)
         for callback in self._callbacks:
             self._run_callback(callback, update)
         return True
@@ -227,7 +246,7 @@ class Tracker:
             return
         self._closed = True
         for entry in list(self._entries.values()):
-            entry.wake()
+            entry.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.store.close()
