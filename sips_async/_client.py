@@ -146,9 +146,7 @@ class SipsClient:
     @property
     def webhook_url_safe(self) -> str | None:
         """``webhook_url`` with the secret masked, for logs and displays."""
-        url = self.webhook_url
-        secret = self._receiver.config.secret if self._receiver else None
-        return url.replace(secret, "***") if url and secret else url
+        return self._receiver.safe_url if self._receiver is not None else None
 
     @property
     def webhook_url(self) -> str | None:

@@ -21,6 +21,8 @@ from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import aiohttp
+
 from ._client import SipsClient
 from ._codec import decode_order, encode
 from ._config import DEFAULT_BASE_URL, WebhookConfig
@@ -217,6 +219,11 @@ def build_parser() -> argparse.ArgumentParser:
         "listen", help="run the webhook receiver; print one JSON line per update"
     )
     _add_webhook(listen, port=8080)
+    listen.add_argument(
+        "--forward",
+        metavar="URL",
+        help="also POST each accepted update's original body to URL (best effort)",
+    )
 
     submit = sub.add_parser("submit", help="submit an order from a JSON file")
     submit.add_argument("order_file", metavar="ORDER.json", help="order, SRS wire form")
@@ -312,16 +319,41 @@ async def cmd_listen(args: argparse.Namespace) -> int:
 
     receiver = WebhookReceiver(_webhook_config(args))
     receiver.on_update(lambda update: _print_json(update_to_json(update)))
+    forward_to: str | None = args.forward
+    if forward_to is not None and not forward_to.startswith(("http://", "https://")):
+        raise UsageError("--forward takes an http:// or https:// URL")
     stop = asyncio.Event()
-    async with receiver:
-        url = receiver.url or ""
-        secret = receiver.config.secret
-        shown = url.replace(secret, "***") if secret else url
-        logger.warning("listening on %s", shown)
-        print(f"listening on {shown}", file=sys.stderr, flush=True)
+    async with contextlib.AsyncExitStack() as stack:
+        if forward_to is not None:
+            session = await stack.enter_async_context(
+                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+            )
+            receiver.on_update(_forwarder(session, forward_to))
+        await stack.enter_async_context(receiver)
+        print(f"listening on {receiver.safe_url}", file=sys.stderr, flush=True)
         await _run_until_signal(stop)
     print("stopped", file=sys.stderr, flush=True)
     return EXIT_OK
+
+
+def _forwarder(
+    session: aiohttp.ClientSession, url: str
+) -> Callable[[OrderUpdate], Coroutine[Any, Any, None]]:
+    async def forward(update: OrderUpdate) -> None:
+        try:
+            async with session.post(
+                url, data=update.raw, headers={"Content-Type": "application/json"}
+            ) as resp:
+                if resp.status >= 300:
+                    logger.warning(
+                        "forwarding update %s: HTTP %d", update.event_id, resp.status
+                    )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            logger.warning(
+                "forwarding update %s failed: %s", update.event_id, type(exc).__name__
+            )
+
+    return forward
 
 
 async def cmd_submit(args: argparse.Namespace) -> int:
@@ -373,7 +405,7 @@ async def cmd_get(args: argparse.Namespace) -> int:
 
 async def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the fake SIPS server until interrupted."""
-    from .sandbox import SandboxConfig, serve
+    from .sandbox import Sandbox, SandboxConfig, serve
 
     cfg = SandboxConfig(
         client_id=args.client_id,
@@ -391,7 +423,11 @@ async def cmd_sandbox(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     stop = asyncio.Event()
-    server = asyncio.ensure_future(serve(cfg, args.host, args.port))
+
+    def ready(sandbox: Sandbox) -> None:
+        print(f"sandbox listening on {sandbox.url}", file=sys.stderr, flush=True)
+
+    server = asyncio.ensure_future(serve(cfg, args.host, args.port, ready=ready))
     server.add_done_callback(lambda _: stop.set())
     await _run_until_signal(stop)
     if server.done():

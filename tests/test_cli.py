@@ -16,6 +16,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from sips_async.cli import main
 from sips_async.webhooks import SECRET_HEADER
@@ -175,6 +176,7 @@ def test_listen_refuses_without_guard(capsys: pytest.CaptureFixture[str]) -> Non
         (["listen", "--port", "0", "--secret", "short"], "16 characters"),
         (["listen", "--port", "0", "--insecure", "--allow-ip", "nonsense"], "network"),
         (["listen", "--port", "70000", "--insecure"], "0..65535"),
+        (["listen", "--port", "0", "--insecure", "--forward", "ftp://x"], "http://"),
         (["sandbox", "--port", "-1"], "0..65535"),
         (["demo", "--orders", "0"], "at least 1"),
     ],
@@ -202,6 +204,18 @@ async def _read_line(stream: asyncio.StreamReader, needle: str) -> str:
 
 
 async def test_listen_subprocess_receives_update_end_to_end() -> None:
+    forwarded: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def collect(request: web.Request) -> web.Response:
+        forwarded.put_nowait(await request.read())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/collect", collect)
+    collector = web.AppRunner(app, access_log=None)
+    await collector.setup()
+    await web.TCPSite(collector, "127.0.0.1", 0).start()
+    forward_url = f"http://127.0.0.1:{collector.addresses[0][1]}/collect"
     env = {**os.environ, "SIPS_WEBHOOK_SECRET": HOOK_SECRET}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -210,6 +224,8 @@ async def test_listen_subprocess_receives_update_end_to_end() -> None:
         "listen",
         "--port",
         "0",
+        "--forward",
+        forward_url,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -242,6 +258,7 @@ async def test_listen_subprocess_receives_update_end_to_end() -> None:
             assert printed["eventType"] == "DU"
             assert printed["status"] == "Delivered"
             assert printed["final"] is True
+            assert await forwarded.get() == body
             proc.send_signal(signal.SIGTERM)
             rest = await proc.stdout.read()
             code = await proc.wait()
@@ -250,7 +267,9 @@ async def test_listen_subprocess_receives_update_end_to_end() -> None:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+        await collector.cleanup()
     assert code == 0
+    assert forwarded.empty()  # the refused post was not forwarded
     assert rest == b""  # only accepted updates are printed
     assert "stopped" in err
     assert "Traceback" not in err

@@ -140,6 +140,12 @@ class WebhookReceiver:
             return None
         return f"{base}/{cfg.secret}" if cfg.secret else base
 
+    @property
+    def safe_url(self) -> str | None:
+        """:attr:`url` with the secret masked, for logs and displays."""
+        url, secret = self.url, self._cfg.secret
+        return url.replace(secret, "***") if url and secret else url
+
     def on_update(self, callback: UpdateCallback) -> UpdateCallback:
         """Call ``callback(update)`` for every new (non-replayed) update.
 
