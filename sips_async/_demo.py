@@ -246,11 +246,15 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
                         for i in range(args.orders)
                     )
                 )
+                # Late (reordered) deliveries still count in the summary.
+                await sandbox.wait_idle()
         except TimeoutError:
             timed_out = True
         progress.close()
         receiver = client.receiver
-        report.duplicates = receiver.tracker.duplicates if receiver else 0
+        if receiver is not None:
+            report.duplicates = receiver.tracker.duplicates
+            report.updates = receiver.tracker.received
     if args.json:
         out.write(json.dumps(report.as_dict()) + "\n")
     else:
