@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from .errors import (
@@ -32,7 +32,7 @@ def _is_rejection(update: OrderUpdate) -> bool:
     return update.rejected or update.event_type == "OC"
 
 
-def _first_outcome(updates: list[OrderUpdate]) -> OrderUpdate | None:
+def _first_outcome(updates: Sequence[OrderUpdate]) -> OrderUpdate | None:
     """The first acknowledgement or rejection among ``updates``, in arrival order.
 
     An ``OA`` acknowledges, or rejects when its status or error code says
@@ -162,7 +162,7 @@ class PendingOrder:
         """
         match = _matcher(status)
 
-        def pick(updates: list[OrderUpdate]) -> OrderUpdate | None:
+        def pick(updates: Sequence[OrderUpdate]) -> OrderUpdate | None:
             for update in updates:
                 if match(update) or _is_rejection(update):
                     return update
@@ -209,7 +209,7 @@ class PendingOrder:
 
     async def _wait(
         self,
-        pick: Callable[[list[OrderUpdate]], OrderUpdate | None],
+        pick: Callable[[Sequence[OrderUpdate]], OrderUpdate | None],
         timeout: float | None,
     ) -> OrderUpdate:
         tracker, entry = self._require()

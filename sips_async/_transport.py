@@ -8,6 +8,7 @@ above it.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Mapping
@@ -24,6 +25,12 @@ logger: Final = logging.getLogger("sips_async")
 
 _JSON: Final = "application/json"
 _USER_AGENT: Final = f"sips-async/{__version__}"
+
+
+@functools.lru_cache(maxsize=16)
+def _client_timeout(total: float, connect: float) -> aiohttp.ClientTimeout:
+    # Shared, immutable: building one per request showed in the benchmarks.
+    return aiohttp.ClientTimeout(total=total, connect=connect)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,9 +113,7 @@ class Transport:
                 self._base + path,
                 data=json if json is not None else form,
                 headers=headers,
-                timeout=aiohttp.ClientTimeout(
-                    total=timeout, connect=min(self._connect_timeout, timeout)
-                ),
+                timeout=_client_timeout(timeout, min(self._connect_timeout, timeout)),
                 allow_redirects=False,
             ) as resp:
                 body = await resp.read()

@@ -186,7 +186,7 @@ REQUIRED_LINE_FIELDS: Final[tuple[str, ...]] = ("productId", "quantity", "uom")
 # --------------------------------------------------------------------------
 
 
-class SubmitResult(_Response, frozen=True):
+class SubmitResult(_Response, frozen=True, gc=False):
     """What SRS answered to a submit.
 
     ``queued`` is true when SRS put the order in its queue ("Order Queued" or
@@ -413,7 +413,7 @@ class SalesOrder(_Response, frozen=True):
 _Id = str | int | None
 
 
-class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
+class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc=False):
     """One SRS webhook body exactly as posted: flat JSON, all fields optional.
 
     ``subscriber_reference_num`` is the PO number, ``..._num2`` the SRS order
@@ -434,8 +434,12 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel"):
 _REJECTED_WORDS: Final[tuple[str, ...]] = ("reject", "declin", "fail", "error")
 
 
-class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One normalized order-status update received from SRS.
+
+    (``gc=False``: its fields are immutable scalars, so it can never be part
+    of a reference cycle, and thousands kept in histories cost the garbage
+    collector nothing.)
 
     ``status`` is an :class:`OrderStatus` when the text is one of the ten
     known statuses, else the raw text. ``occurred_at`` is SRS's

@@ -125,15 +125,28 @@ async def test_retry_after_on_429_is_obeyed(sleeps: Sleeps) -> None:
     assert sleeps.delays == [3.0]
 
 
-async def test_retry_after_is_capped_by_max_retry_after(sleeps: Sleeps) -> None:
-    cfg = RetryConfig(max_tries=3, max_retry_after=10.0, max_time=600)
+@pytest.mark.parametrize(
+    ("retry_after", "cfg"),
+    [
+        # More than we are willing to wait at all.
+        ("120", RetryConfig(max_tries=3, max_retry_after=10.0, max_time=600)),
+        # More than the time left in the retry budget.
+        ("30", RetryConfig(max_tries=3, max_retry_after=60.0, max_time=20)),
+    ],
+)
+async def test_retry_after_beyond_what_we_can_wait_is_final(
+    sleeps: Sleeps, retry_after: str, cfg: RetryConfig
+) -> None:
+    # Coming back earlier than SRS asked would not honour Retry-After.
     with aioresponses() as m:
         mock_token(m)
-        m.get(URL, status=503, headers={"Retry-After": "120"}, repeat=True)
+        m.get(URL, status=503, headers={"Retry-After": retry_after}, repeat=True)
         async with make_client(retry=cfg) as client:
-            with pytest.raises(SipsServerError):
+            with pytest.raises(SipsServerError) as info:
                 await client.orders.get(874)
-    assert sleeps.delays == [10.0, 10.0]
+        assert count(m, "GET", URL) == 1
+    assert sleeps.delays == []
+    assert info.value.retry_after == float(retry_after)
 
 
 _NOW = dt.datetime(2026, 5, 20, 12, 0, 0, tzinfo=dt.UTC)
@@ -147,15 +160,16 @@ class _FrozenDateTime(dt.datetime):
 
 @pytest.mark.parametrize(
     ("offset", "max_retry_after", "expected"),
-    [(42, 60.0, 42.0), (42, 20.0, 20.0), (-30, 60.0, 0.0)],
-    ids=["future", "capped", "past"],
+    # "beyond": SRS asks for more than max_retry_after, so nothing is re-sent.
+    [(42, 60.0, [42.0]), (42, 20.0, []), (-30, 60.0, [0.0])],
+    ids=["future", "beyond", "past"],
 )
 async def test_retry_after_http_date_is_obeyed_exactly(
     sleeps: Sleeps,
     monkeypatch: pytest.MonkeyPatch,
     offset: int,
     max_retry_after: float,
-    expected: float,
+    expected: list[float],
 ) -> None:
     monkeypatch.setattr(
         sips_async._codec,
@@ -170,7 +184,7 @@ async def test_retry_after_http_date_is_obeyed_exactly(
         async with make_client(retry=cfg) as client:
             with pytest.raises(SipsServerError):
                 await client.orders.get(874)
-    assert sleeps.delays == [expected]
+    assert sleeps.delays == expected
 
 
 async def test_unreadable_retry_after_falls_back_to_backoff(

@@ -575,10 +575,13 @@ async def test_dropped_pending_order_is_released_to_the_bound(
     del pending
     gc.collect()
     # Nobody holds "gc-a" any more: the next untracked order pushes it out.
-    with caplog.at_level(logging.WARNING, logger="sips_async"):
+    with caplog.at_level(logging.DEBUG, logger="sips_async"):
         await tracker.record(
             decode_event(event_body(transaction_id="gc-b", order_id=None))
         )
-    assert any("gc-a" in r.getMessage() for r in caplog.records)
+    # Someone followed "gc-a" already: dropping it is routine, not a WARNING.
+    drops = [r for r in caplog.records if "gc-a" in r.getMessage()]
+    assert [r.levelno for r in drops] == [logging.DEBUG]
+    assert "released" in drops[0].getMessage()
     assert await tracker.store.history("gc-a") == []
     await tracker.close()

@@ -92,11 +92,13 @@ class MemoryStore:
         self._max_unclaimed = max_unclaimed
         self._histories: dict[str, list[OrderUpdate]] = {}
         self._claimed: set[str] = set()
-        self._unclaimed: OrderedDict[str, None] = OrderedDict()
+        # key -> whether someone had waited on it (then dropping is routine)
+        self._unclaimed: OrderedDict[str, bool] = OrderedDict()
         self._aliases: dict[str, str] = {}  # SRS order id -> key
         # key -> its SRS order ids (a queued order has two: the queue GUID
-        # from the enqueue answer and the ERP id in later webhooks)
-        self._alias_of: dict[str, set[str]] = {}
+        # from the enqueue answer and the ERP id in later webhooks); a tuple,
+        # since a set would cost 216 bytes per pending order
+        self._alias_of: dict[str, tuple[str, ...]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -105,13 +107,17 @@ class MemoryStore:
         )
 
     async def claim(self, key: str) -> list[OrderUpdate]:
-        return self.claim_nowait(key)
+        return list(self.claim_nowait(key))
 
-    def claim_nowait(self, key: str) -> list[OrderUpdate]:
-        """:meth:`claim` without a suspension point (in-process only)."""
+    def claim_nowait(self, key: str) -> list[OrderUpdate] | tuple[()]:
+        """:meth:`claim` without a suspension point (in-process only).
+
+        Returns a copy of the history, or an empty tuple (no allocation).
+        """
         self._claimed.add(key)
         self._unclaimed.pop(key, None)
-        return list(self._histories.get(key, ()))
+        history = self._histories.get(key)
+        return list(history) if history else ()
 
     async def release(self, key: str) -> None:
         self.release_nowait(key)
@@ -121,7 +127,7 @@ class MemoryStore:
         if key in self._claimed:
             self._claimed.discard(key)
             if key in self._histories:
-                self._keep_unclaimed(key)
+                self._keep_unclaimed(key, awaited=True)
             else:
                 self._forget_aliases(key)
 
@@ -145,7 +151,7 @@ class MemoryStore:
         if self._aliases.get(order_id) == key:
             return []
         self._aliases[order_id] = key
-        self._alias_of.setdefault(key, set()).add(order_id)
+        self._alias_of[key] = (*self._alias_of.get(key, ()), order_id)
         orphan = f"order:{order_id}"
         self._unclaimed.pop(orphan, None)
         moved = [
@@ -161,15 +167,19 @@ class MemoryStore:
     async def close(self) -> None:
         return None
 
-    def _keep_unclaimed(self, key: str) -> None:
-        self._unclaimed[key] = None
+    def _keep_unclaimed(self, key: str, *, awaited: bool = False) -> None:
+        self._unclaimed[key] = awaited
         self._unclaimed.move_to_end(key)
         while len(self._unclaimed) > self._max_unclaimed:
-            dropped, _ = self._unclaimed.popitem(last=False)
+            dropped, was_awaited = self._unclaimed.popitem(last=False)
             self._histories.pop(dropped, None)
             self._forget_aliases(dropped)
-            logger.warning(
-                "dropped updates of untracked order %s (more than %d kept)",
+            # Updates nobody ever waited for are lost: that deserves a
+            # WARNING. A history someone already followed is routine.
+            logger.log(
+                logging.DEBUG if was_awaited else logging.WARNING,
+                "dropped updates of %s order %s (more than %d kept)",
+                "released" if was_awaited else "untracked",
                 dropped,
                 self._max_unclaimed,
             )

@@ -45,7 +45,9 @@ class Entry:
     def __init__(self, key: str, on_gone: Callable[[str], None] | None = None) -> None:
         self.key = key
         self.order_id: str | None = None
-        self.updates: list[OrderUpdate] = []
+        # A shared empty tuple until the first update: most pending orders
+        # have none, and an empty list per order costs 56 bytes.
+        self.updates: list[OrderUpdate] | tuple[OrderUpdate, ...] = ()
         self.loaded = False
         self._event: asyncio.Event | None = None
         self._on_gone = on_gone
@@ -76,6 +78,13 @@ class Entry:
         event, self._event = self._event, None
         if event is not None:
             event.set()
+
+    def add(self, update: OrderUpdate) -> None:
+        """Append one update."""
+        if isinstance(self.updates, list):
+            self.updates.append(update)
+        else:
+            self.updates = [*self.updates, update]
 
     def merge(self, moved: list[OrderUpdate]) -> None:
         """Add updates that arrived under SRS's order id, in arrival order."""
@@ -213,7 +222,7 @@ class Tracker:
             moved = await store.link(key, update.order_id)
         entry = self._entries.get(key)
         if entry is not None:
-            entry.updates.append(update)
+            entry.add(update)
             if moved:
                 entry.merge(moved)
             entry.order_id = entry.order_id or update.order_id
