@@ -664,7 +664,7 @@ async def test_close_cancels_pending_deliveries() -> None:
     await sb.wait_idle()  # closing cancelled the walk
     others = asyncio.all_tasks() - {asyncio.current_task()}
     assert not others
-    await sb.close()  # idempotent
+    await sb.aclose()  # idempotent
     with pytest.raises(RuntimeError):
         await sb.start()
 

@@ -217,7 +217,7 @@ class Sandbox:
         logger.info("sandbox listening on %s", self._url)
         return self._url
 
-    async def close(self) -> None:
+    async def aclose(self) -> None:
         """Stop listening, cancel pending deliveries, close the HTTP session.
 
         Idempotent.
@@ -243,7 +243,7 @@ class Sandbox:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.close()
+        await self.aclose()
 
     # -- controls for tests and demos ----------------------------------------
 
