@@ -32,6 +32,8 @@ logger: Final = logging.getLogger("sips_async")
 RETRYABLE: Final = (SipsServerError, SipsRateLimitError, SipsConnectionError)
 
 _rng = random.Random()
+#: The retry budget's clock (a seam for tests that fake time).
+_clock: Callable[[], float] = time.monotonic
 
 
 def delays(cfg: RetryConfig) -> Generator[float | None, BaseException | None, None]:
@@ -101,7 +103,7 @@ class _Call:
         self.places_order = places_order
         self.attempt = 0
         self.order_sent = False
-        self.started = time.monotonic()
+        self.started = _clock()
         #: The first attempt's failure, handed to backoff to start retrying.
         self.replay: BaseException | None = None
 
@@ -142,7 +144,7 @@ class Requester:
             cast(Callable[..., Generator[float, None, None]], delays),
             RETRYABLE,
             max_tries=retry.max_tries,
-            max_time=retry.max_time,
+            max_time=self._time_left,  # read as backoff starts: after attempt 1
             jitter=None,
             giveup=self._give_up,
             on_backoff=_log_retry,
@@ -192,8 +194,13 @@ class Requester:
             return False
         # Never come back earlier than SRS asked: if it asks for more than
         # max_retry_after, or than the time left, the error is final.
-        left = cfg.max_time - (time.monotonic() - call.started)
+        left = cfg.max_time - (_clock() - call.started)
         return bool(retry_after > min(cfg.max_retry_after, left))
+
+    def _time_left(self) -> float:
+        # The budget counts from the call's start, first attempt included.
+        call = _current.get()
+        return max(0.0, self._retry.max_time - (_clock() - call.started))
 
     def _give_up(self, exc: BaseException) -> bool:
         return self._stop(_current.get(), exc)

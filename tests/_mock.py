@@ -209,6 +209,9 @@ class Sleeps:
     def now(self) -> dt.datetime:
         return self._EPOCH + dt.timedelta(seconds=self.clock)
 
+    def monotonic(self) -> float:
+        return self.clock
+
     def __getattr__(self, name: str) -> Any:
         return getattr(asyncio, name)
 
@@ -218,6 +221,7 @@ class Sleeps:
         monkeypatch.setattr("backoff._async.asyncio", sleeps)
         clock = types.SimpleNamespace(datetime=types.SimpleNamespace(now=sleeps.now))
         monkeypatch.setattr("backoff._async.datetime", clock)
+        monkeypatch.setattr("sips_async._retry._clock", sleeps.monotonic)
         return sleeps
 
 

@@ -219,7 +219,9 @@ async def test_max_tries_bounds_attempts(sleeps: Sleeps, tries: int) -> None:
 
 
 async def test_max_time_bounds_retries(sleeps: Sleeps) -> None:
-    # Retry-After 4 s, 10 s allowed: waits 4 + 4 + the 2 s left, then stops.
+    # Retry-After 4 s, 10 s allowed: waits 4 + 4; then only 2 s are left,
+    # less than SRS asked for, so the third failure is final (never re-sent
+    # sooner than asked).
     cfg = RetryConfig(max_tries=100, max_time=10.0)
     with aioresponses() as m:
         mock_token(m)
@@ -227,9 +229,23 @@ async def test_max_time_bounds_retries(sleeps: Sleeps) -> None:
         async with make_client(retry=cfg) as client:
             with pytest.raises(SipsServerError):
                 await client.orders.get(874)
-        assert count(m, "GET", URL) == 4
-    assert sleeps.delays == [4.0, 4.0, 2.0]
-    assert sum(sleeps.delays) == cfg.max_time
+        assert count(m, "GET", URL) == 3
+    assert sleeps.delays == [4.0, 4.0]
+
+
+async def test_max_time_bounds_jittered_retries(sleeps: Sleeps) -> None:
+    # No Retry-After: backoff's own delays, cut by what is left of max_time.
+    cfg = RetryConfig(max_tries=100, max_time=3.0, initial_delay=1.0, max_delay=1.0)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, repeat=True)
+        async with make_client(retry=cfg) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+        sent = count(m, "GET", URL)
+    assert sum(sleeps.delays) <= cfg.max_time + 1e-3  # timedelta rounds to µs
+    assert sent == len(sleeps.delays) + 1
+    assert sent >= 3
 
 
 async def test_retry_stops_at_first_success(sleeps: Sleeps) -> None:
