@@ -25,7 +25,11 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any, Protocol
 
+from sips_async import OrderRequest
+from tests.factories import make_order
+
 __all__ = [
+    "OrderClient",
     "GcTimer",
     "Options",
     "Role",
@@ -361,3 +365,34 @@ class Options:
     def size(self, full: int, quick: int) -> int:
         """An operation count for this kind of run."""
         return quick if self.quick else full
+
+
+class OrderClient:
+    """A client role that places orders: ``run`` is the side under test.
+
+    The ``run`` command builds ``ops + concurrency`` fresh orders (one
+    warm-up per worker) before timing and hands them to :meth:`run`.
+    """
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    async def start(self) -> dict[str, Any]:
+        return {}
+
+    async def close(self) -> None:
+        return None
+
+    async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
+        if name != "run":
+            raise ValueError(f"unknown command {name!r}")
+        ops: int = args["ops"]
+        concurrency: int = args["concurrency"]
+        orders = [make_order() for _ in range(ops + concurrency)]
+        return await self.run(args["url"], orders, ops, concurrency)
+
+    async def run(
+        self, url: str, orders: list[OrderRequest], ops: int, concurrency: int
+    ) -> dict[str, Any]:
+        """Run ``ops`` operations over ``orders`` at ``concurrency``."""
+        raise NotImplementedError

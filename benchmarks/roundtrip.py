@@ -30,10 +30,10 @@ import aiohttp
 import msgspec
 
 from sips_async import OrderRequest, SipsClient, WebhookConfig
-from tests.factories import make_order
 
 from ._harness import (
     Options,
+    OrderClient,
     Spec,
     available_loops,
     interleave,
@@ -70,31 +70,7 @@ async def _register(url: str, webhook_url: str) -> None:
         resp.raise_for_status()
 
 
-class _Client:
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    async def start(self) -> dict[str, Any]:
-        return {}
-
-    async def close(self) -> None:
-        return None
-
-    async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if name != "run":
-            raise ValueError(f"unknown command {name!r}")
-        ops: int = args["ops"]
-        concurrency: int = args["concurrency"]
-        orders = [make_order() for _ in range(ops + concurrency)]
-        return await self.run(args["url"], orders, ops, concurrency)
-
-    async def run(
-        self, url: str, orders: list[OrderRequest], ops: int, concurrency: int
-    ) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class SdkRoundTrip(_Client):
+class SdkRoundTrip(OrderClient):
     """``enqueue`` + ``wait`` through ``SipsClient`` and its receiver."""
 
     async def run(
@@ -119,7 +95,7 @@ class SdkRoundTrip(_Client):
         return trial.as_dict()
 
 
-class BareRoundTrip(_Client):
+class BareRoundTrip(OrderClient):
     """The same flow on bare aiohttp: session, web server, dict of futures."""
 
     async def run(

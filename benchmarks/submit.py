@@ -35,6 +35,7 @@ from tests.factories import make_order
 
 from ._harness import (
     Options,
+    OrderClient,
     Spec,
     available_loops,
     interleave,
@@ -87,33 +88,7 @@ def _orders(count: int) -> list[OrderRequest]:
     return [make_order() for _ in range(count)]
 
 
-class _Client:
-    """Common part of the three client roles."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self.config = config
-
-    async def start(self) -> dict[str, Any]:
-        return {}
-
-    async def close(self) -> None:
-        return None
-
-    async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if name != "run":
-            raise ValueError(f"unknown command {name!r}")
-        url: str = args["url"]
-        ops: int = args["ops"]
-        concurrency: int = args["concurrency"]
-        return await self.run(url, _orders(ops + concurrency), ops, concurrency)
-
-    async def run(
-        self, url: str, orders: list[OrderRequest], ops: int, concurrency: int
-    ) -> dict[str, Any]:
-        raise NotImplementedError
-
-
-class SdkSubmit(_Client):
+class SdkSubmit(OrderClient):
     """``client.orders.submit(order)``."""
 
     async def run(
@@ -134,7 +109,7 @@ class SdkSubmit(_Client):
         return trial.as_dict()
 
 
-class AiohttpSubmit(_Client):
+class AiohttpSubmit(OrderClient):
     """Bare ``aiohttp.ClientSession`` + msgspec."""
 
     async def run(
@@ -165,7 +140,7 @@ class AiohttpSubmit(_Client):
         return trial.as_dict()
 
 
-class HttpxSubmit(_Client):
+class HttpxSubmit(OrderClient):
     """``httpx.AsyncClient`` + msgspec."""
 
     async def run(
@@ -194,7 +169,7 @@ class HttpxSubmit(_Client):
         return trial.as_dict()
 
 
-class SubmitLayers(_Client):
+class SubmitLayers(OrderClient):
     """Where the SDK's CPU goes: one request sent at each layer, in turn.
 
     ``aiohttp`` is the bare session call; ``Transport.send`` adds the SDK's
