@@ -13,6 +13,7 @@ from sips_async import (
     MemoryStore,
     OrderRejectedError,
     OrderStatus,
+    OrderUpdate,
     PendingOrder,
     SipsClient,
     SipsClientClosedError,
@@ -242,3 +243,48 @@ async def test_missing_content_type_is_decoded_but_form_is_refused() -> None:
             ) as resp:
                 assert resp.status == 415
         assert (await pending.wait(timeout=1)).transaction_id == "txn-ct"
+
+
+class _RemoteLikeStore:
+    """A store that is not a MemoryStore (as SQLite or Redis would be)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.released: list[str] = []
+        self.released_event = asyncio.Event()
+
+    async def claim(self, key: str) -> list[OrderUpdate]:
+        return await self.inner.claim(key)
+
+    async def release(self, key: str) -> None:
+        self.released.append(key)
+        self.released_event.set()
+        await self.inner.release(key)
+
+    async def append(self, key: str, update: OrderUpdate) -> bool:
+        return await self.inner.append(key, update)
+
+    async def history(self, key: str) -> list[OrderUpdate]:
+        return await self.inner.history(key)
+
+    async def link(self, key: str, order_id: str) -> list[OrderUpdate]:
+        return await self.inner.link(key, order_id)
+
+    async def find(self, order_id: str) -> str | None:
+        return await self.inner.find(order_id)
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+async def test_other_stores_are_told_when_nobody_holds_an_order() -> None:
+    store = _RemoteLikeStore()
+    tracker = Tracker(store)
+    entry = await tracker.expect("remote-1")  # claimed in the store
+    pending = PendingOrder("remote-1", tracker=tracker, entry=entry)
+    assert store.released == []
+    del entry, pending
+    gc.collect()
+    await asyncio.wait_for(store.released_event.wait(), timeout=5)
+    assert store.released == ["remote-1"]
+    await tracker.close()

@@ -126,9 +126,12 @@ class Tracker:
 
     def __init__(self, store: Store | None = None) -> None:
         self.store: Store = store if store is not None else MemoryStore()
-        # One bound method shared by every entry (not 64 bytes per order).
-        self._release = (
-            self.store.release_nowait if isinstance(self.store, MemoryStore) else None
+        # Called when nobody holds an order any more; one bound method shared
+        # by every entry (not 64 bytes per order).
+        self._release: Callable[[str], None] = (
+            self.store.release_nowait
+            if isinstance(self.store, MemoryStore)
+            else self._release_later
         )
         self._entries: weakref.WeakValueDictionary[str, Entry] = (
             weakref.WeakValueDictionary()
@@ -159,13 +162,11 @@ class Tracker:
             raise SipsClientClosedError("the order tracker is closed")
         entry = self._entries.get(key)
         if entry is None:
+            entry = Entry(key, self._release)
             store = self.store
-            if isinstance(store, MemoryStore):
-                entry = Entry(key, self._release)
+            if isinstance(store, MemoryStore):  # no I/O: claim now
                 entry.updates = store.claim_nowait(key)
                 entry.loaded = True
-            else:
-                entry = Entry(key)
             self._entries[key] = entry
         return entry
 
@@ -194,6 +195,22 @@ class Tracker:
                 entry.wake()
 
     # -- updates -------------------------------------------------------------
+
+    def _release_later(self, key: str) -> None:
+        # An entry was collected; a store that does I/O is told from the loop.
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # collected outside the loop (shutdown): skip
+            return
+        task = loop.create_task(self._released(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _released(self, key: str) -> None:
+        try:
+            await self.store.release(key)
+        except Exception:
+            logger.exception("store failed to release order %s", key)
 
     def on_update(self, callback: UpdateCallback) -> UpdateCallback:
         """Call ``callback(update)`` for every new update (usable as decorator)."""
