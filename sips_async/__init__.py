@@ -30,6 +30,7 @@ from .errors import (
     SipsRateLimitError,
     SipsResponseError,
     SipsServerError,
+    SipsStoreError,
     SipsTimeoutError,
     SipsValidationError,
 )
@@ -76,6 +77,7 @@ __all__ = [
     "SipsRateLimitError",
     "SipsResponseError",
     "SipsServerError",
+    "SipsStoreError",
     "SipsTimeoutError",
     "SipsValidationError",
     "Store",

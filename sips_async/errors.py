@@ -16,6 +16,7 @@ Everything derives from :class:`SipsError`::
     ├── SipsConnectionError                     no answer: refused, reset, DNS
     │   └── SipsTimeoutError (TimeoutError)     no answer in time
     ├── SipsResponseError                       an answer we cannot read
+    ├── SipsStoreError                          the order store failed (I/O)
     ├── OrderRejectedError                      SRS rejected a queued order (webhook)
     └── OrderWaitTimeout (TimeoutError)         a wait() deadline passed
 
@@ -44,6 +45,7 @@ __all__ = [
     "SipsRateLimitError",
     "SipsResponseError",
     "SipsServerError",
+    "SipsStoreError",
     "SipsTimeoutError",
     "SipsValidationError",
 ]
@@ -239,6 +241,14 @@ class SipsTimeoutError(SipsConnectionError, TimeoutError):
 
 class SipsResponseError(SipsError):
     """Raised when a successful answer cannot be decoded into its model."""
+
+
+class SipsStoreError(SipsError):
+    """Raised when the order store (SQLite, Redis) cannot read or write.
+
+    The webhook receiver answers 503 for an update it could not store, so
+    SRS delivers it again; ``enqueue`` raises it before anything is sent.
+    """
 
 
 class OrderRejectedError(SipsError):

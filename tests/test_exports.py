@@ -49,6 +49,7 @@ EXTRAS = {
     "SipsConfigError",
     "SipsRateLimitError",
     "SipsResponseError",
+    "SipsStoreError",
 }
 
 
