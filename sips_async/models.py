@@ -445,6 +445,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     known statuses, else the raw text. ``occurred_at`` is SRS's
     ``eventDateTime`` (``None`` when absent or unreadable); ``received_at`` is
     when this process received it (UTC). ``raw`` keeps the wire bytes.
+    Every store reads it back exactly as it was recorded.
     """
 
     event_id: str
@@ -461,6 +462,9 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     error_code: str | None = None
     error_message: str | None = None
     raw: bytes = b""
+    #: ``"webhook"`` for an update SRS posted, ``"poll"`` for one made from
+    #: SRS's answer when the SDK asked about the order.
+    source: str = "webhook"
 
     @property
     def rejected(self) -> bool:

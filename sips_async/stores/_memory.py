@@ -1,0 +1,276 @@
+"""MemoryStore: the in-process store (the default). Nothing survives the process."""
+
+from __future__ import annotations
+
+import collections
+import datetime as dt
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Final
+
+from msgspec.structs import replace
+
+from ..models import OrderUpdate
+from ._base import (
+    DEFAULT_MAX_UNKNOWN,
+    DEFAULT_MAX_UPDATES,
+    DEFAULT_RETENTION,
+    Change,
+    Listeners,
+    OrderState,
+    Recorded,
+    TrackedOrder,
+    logger,
+    order_key,
+    replay_key,
+)
+
+__all__ = ["MemoryStore"]
+
+_EMPTY: Final[tuple[OrderUpdate, ...]] = ()
+
+
+class _Order:
+    """One key's row (``None`` for an order the store never saw) and history."""
+
+    __slots__ = ("aliases", "replays", "row", "updates")
+
+    def __init__(self, row: TrackedOrder | None) -> None:
+        self.row = row
+        # Created on the first update: most pending orders have none yet.
+        self.updates: list[OrderUpdate] | None = None
+        self.replays: set[str] | None = None
+        self.aliases: tuple[str, ...] = ()
+
+
+def _utc(seconds: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC)
+
+
+class MemoryStore(Listeners):
+    """Orders and updates in dictionaries, with the bounds every store keeps.
+
+    Args:
+        retention: seconds a finished order is kept after its final update.
+        max_unknown: orders never seen here whose updates are kept.
+        max_updates: updates kept per order.
+        clock: seconds since the epoch (a seam for tests).
+    """
+
+    __slots__ = (
+        "_aliases",
+        "_clock",
+        "_finished",
+        "_max_unknown",
+        "_max_updates",
+        "_orders",
+        "_retention",
+        "_unknown",
+    )
+
+    def __init__(
+        self,
+        *,
+        retention: float = DEFAULT_RETENTION,
+        max_unknown: int = DEFAULT_MAX_UNKNOWN,
+        max_updates: int = DEFAULT_MAX_UPDATES,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self._retention = retention
+        self._max_unknown = max_unknown
+        self._max_updates = max_updates
+        self._clock = clock
+        self._orders: dict[str, _Order] = {}
+        self._aliases: dict[str, str] = {}  # SRS order id -> key
+        self._unknown: dict[str, None] = {}  # keys of unknown orders, oldest first
+        self._finished: collections.deque[tuple[float, str]] = collections.deque()
+
+    def __repr__(self) -> str:
+        return f"<MemoryStore orders={len(self._orders)} unknown={len(self._unknown)}>"
+
+    async def open(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # -- orders ----------------------------------------------------------------
+
+    async def begin(
+        self,
+        transaction_id: str,
+        *,
+        po_number: str | None = None,
+        state: OrderState = OrderState.SENDING,
+    ) -> list[OrderUpdate]:
+        self._expire()
+        order = self._orders.get(transaction_id)
+        if order is None:
+            order = self._orders[transaction_id] = _Order(None)
+        old = order.row
+        if old is None:
+            self._unknown.pop(transaction_id, None)
+            order.row = TrackedOrder(
+                transaction_id=transaction_id,
+                state=state,
+                created_at=_utc(self._clock()),
+                po_number=po_number,
+            )
+        else:
+            order.row = replace(old, state=state, po_number=po_number or old.po_number)
+        return list(order.updates or _EMPTY)
+
+    async def adopt(self, transaction_id: str) -> list[OrderUpdate]:
+        order = self._orders.get(transaction_id)
+        if order is not None and order.row is not None:
+            return list(order.updates or _EMPTY)
+        return await self.begin(transaction_id, state=OrderState.TRACKED)
+
+    async def settle(
+        self,
+        transaction_id: str,
+        state: OrderState,
+        *,
+        order_id: str | None = None,
+        queue_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        order = self._orders.get(transaction_id)
+        if order is None or order.row is None:
+            await self.begin(transaction_id, state=state)
+            order = self._orders[transaction_id]
+        assert order.row is not None
+        row = order.row
+        order.row = replace(
+            row,
+            state=state,
+            order_id=row.order_id or order_id,
+            queue_id=queue_id or row.queue_id,
+            error=error,
+        )
+        merged = False
+        for srs_id in (order_id, queue_id):
+            if srs_id:
+                merged = self._link(transaction_id, order, srs_id) or merged
+        if merged:
+            self.notify(Change(transaction_id, reload=True))
+
+    async def get(self, transaction_id: str) -> TrackedOrder | None:
+        order = self._orders.get(transaction_id)
+        return order.row if order is not None else None
+
+    async def outstanding(self) -> AsyncIterator[TrackedOrder]:
+        rows = [o.row for o in self._orders.values() if o.row and o.row.outstanding]
+        rows.sort(key=lambda row: row.created_at)
+        for row in rows:
+            yield row
+
+    # -- updates ---------------------------------------------------------------
+
+    async def record(self, update: OrderUpdate) -> Recorded:
+        alias = None
+        if update.transaction_id is None and update.order_id is not None:
+            alias = self._aliases.get(update.order_id)
+        key = order_key(update, alias)
+        order = self._orders.get(key)
+        if order is None:
+            order = self._orders[key] = _Order(None)
+            self._remember_unknown(key)
+        marker = replay_key(update)
+        if order.replays is None or order.updates is None:
+            order.replays = {marker}
+            order.updates = [update]
+        elif marker in order.replays:
+            return Recorded(key, False)
+        elif len(order.updates) >= self._max_updates:
+            logger.warning(
+                "dropped update %s of order %s: it has %d updates already",
+                update.event_id,
+                key,
+                self._max_updates,
+            )
+            return Recorded(key, False)
+        else:
+            order.replays.add(marker)
+            order.updates.append(update)
+        if update.is_final and order.row is not None and order.row.final_at is None:
+            now = self._clock()
+            order.row = replace(order.row, final_at=_utc(now))
+            self._finished.append((now, key))
+        merged = False
+        if update.transaction_id is not None and update.order_id is not None:
+            if order.row is not None and order.row.order_id != update.order_id:
+                order.row = replace(order.row, order_id=update.order_id)
+            merged = self._link(key, order, update.order_id)
+        self.notify(Change(key, (update,), reload=merged))
+        self._expire()
+        return Recorded(key, True)
+
+    async def history(self, key: str) -> list[OrderUpdate]:
+        order = self._orders.get(key)
+        return list(order.updates or _EMPTY) if order is not None else []
+
+    # -- internals -------------------------------------------------------------
+
+    def _link(self, key: str, order: _Order, srs_id: str) -> bool:
+        """Tie ``srs_id`` to ``key``; move its orphan updates in. True if any moved."""
+        if self._aliases.get(srs_id) == key:
+            return False
+        self._aliases[srs_id] = key
+        order.aliases = (*order.aliases, srs_id)
+        orphan_key = f"order:{srs_id}"
+        orphan = self._orders.pop(orphan_key, None)
+        if orphan is None:
+            return False
+        self._unknown.pop(orphan_key, None)
+        moved = False
+        for update in orphan.updates or _EMPTY:
+            marker = replay_key(update)
+            if order.replays is None or order.updates is None:
+                order.replays, order.updates = set(), []
+            if marker not in order.replays:
+                order.replays.add(marker)
+                order.updates.append(update)
+                moved = True
+        if moved and order.updates is not None:
+            order.updates.sort(key=_arrival)
+        return moved
+
+    def _remember_unknown(self, key: str) -> None:
+        self._unknown[key] = None
+        while len(self._unknown) > self._max_unknown:
+            dropped = next(iter(self._unknown))
+            self._drop(dropped)
+            logger.warning(
+                "dropped updates of unknown order %s (more than %d unknown orders)",
+                dropped,
+                self._max_unknown,
+            )
+
+    def _expire(self) -> None:
+        finished = self._finished
+        if not finished:
+            return
+        horizon = self._clock() - self._retention
+        while finished and finished[0][0] <= horizon:
+            _, key = finished.popleft()
+            self._drop(key)
+            logger.warning(
+                "dropped finished order %s (kept %g s after its final update)",
+                key,
+                self._retention,
+            )
+
+    def _drop(self, key: str) -> None:
+        self._unknown.pop(key, None)
+        order = self._orders.pop(key, None)
+        if order is None:
+            return
+        for srs_id in order.aliases:
+            if self._aliases.get(srs_id) == key:
+                del self._aliases[srs_id]
+
+
+def _arrival(update: OrderUpdate) -> dt.datetime:
+    return update.received_at
