@@ -44,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_UNKNOWN",
     "DEFAULT_MAX_UPDATES",
     "DEFAULT_RETENTION",
+    "EVERYTHING",
     "Change",
     "ChangeListener",
     "Listeners",
@@ -129,6 +130,11 @@ class Change(msgspec.Struct, frozen=True, gc=False):
     key: str
     updates: tuple[OrderUpdate, ...] = ()
     reload: bool = False
+
+
+#: The key of a :class:`Change` that says "re-read every order you hold"
+#: (sent with ``reload=True`` after a reconnect that may have missed changes).
+EVERYTHING: Final = ""
 
 
 class Recorded(msgspec.Struct, frozen=True, gc=False):
