@@ -109,8 +109,9 @@ class WebhookConfig:
             from the bound address (behind a proxy or tunnel).
         max_body_size: bodies larger than this are refused with 413 unread.
         tolerance: seconds a signed timestamp may differ from now.
-        max_unclaimed: updates kept for orders nobody waits on (oldest
-            dropped first).
+        max_unclaimed: orders this SDK never sent or tracked whose updates
+            the default in-memory store keeps (oldest dropped first, with a
+            WARNING); a store passed in has its own ``max_unknown``.
     """
 
     host: str = "127.0.0.1"

@@ -1,22 +1,29 @@
-"""``client.orders``: submit, enqueue, get and track orders."""
+"""``client.orders``: submit, enqueue, get, track and list outstanding orders."""
 
 from __future__ import annotations
 
+import logging
 import re
 import weakref
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final
 
 from ._codec import decode_sales_order, decode_submit_result, encode_order
 from ._config import Endpoints
-from ._pending import PendingOrder
+from ._outcome import maybe_placed
+from ._pending import Entry, PendingOrder
 from ._retry import Requester
-from .errors import SipsValidationError
+from ._transport import Response
+from .errors import SipsError, SipsStoreError, SipsValidationError
 from .models import OrderRequest, SalesOrder, SubmitResult
+from .stores import OrderState
 
 if TYPE_CHECKING:
-    from .webhooks._tracker import Entry, Tracker
+    from .webhooks._tracker import Tracker
 
 __all__ = ["OrdersResource"]
+
+logger: Final = logging.getLogger("sips_async")
 
 _ORDER_ID: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
@@ -40,7 +47,7 @@ class OrdersResource:
         endpoints: Endpoints,
         timeout: float,
         submit_timeout: float,
-        tracker: Tracker | None,
+        tracker: Tracker,
         tracker_shared: bool = False,
     ) -> None:
         self._requester = requester
@@ -60,8 +67,9 @@ class OrdersResource:
         """Place an order synchronously: SRS answers once its ERP has it.
 
         The order is checked locally first; nothing is sent if it fails.
-        A retry (see :class:`~sips_async.RetryConfig`) re-sends the same
-        ``transactionID``.
+        It is written to the store before the request leaves, and SRS's
+        answer (or the failure) after. A retry (see
+        :class:`~sips_async.RetryConfig`) re-sends the same ``transactionID``.
 
         Raises:
             FieldsMissingError: required fields are missing (all named).
@@ -69,46 +77,84 @@ class OrdersResource:
             OrderProcessingError: SRS answered ``Orders_GeneralError``.
             SipsServerError, SipsConnectionError, SipsTimeoutError: SRS or
                 the network failed and the retries ran out (or were unsafe).
+            SipsStoreError: the store could not write the order (not sent).
         """
         body = encode_order(order)
-        resp = await self._requester.request(
-            "POST",
-            self._endpoints.submit,
-            json=body,
-            timeout=timeout or self._submit_timeout,
-            places_order=True,
+        key = order.transaction_id
+        await self._tracker.open()
+        await self._tracker.store.begin(key, po_number=_po(order))
+        resp = await self._send(
+            key, self._endpoints.submit, body, timeout or self._submit_timeout
         )
-        return decode_submit_result(resp.body, sent_id=order.transaction_id)
+        try:
+            result = decode_submit_result(resp.body, sent_id=key)
+        except SipsError as exc:
+            await self._failed(key, exc)
+            raise
+        await self._settle(key, OrderState.PLACED, result)
+        return result
 
     async def enqueue(
         self, order: OrderRequest, *, timeout: float | None = None
     ) -> PendingOrder:
         """Place an order in SRS's queue (asynchronous mode, SRS's preferred).
 
-        The order is registered with the webhook tracker before the request
-        leaves, so an update that beats the HTTP answer is not lost.
+        The order is written to the store (and its waiters registered) before
+        the request leaves, so an update that beats the HTTP answer is not
+        lost, and after a crash ``outstanding()`` still lists it.
 
         Returns:
             A :class:`PendingOrder` holding SRS's answer; await
             ``pending.wait()`` for the acknowledgement.
+
+        Raises:
+            SipsStoreError: the store could not write the order (not sent).
+            SipsError: as :meth:`submit`; the order then stays outstanding
+                in the store unless SRS provably never got it.
         """
         body = encode_order(order)
         key = order.transaction_id
-        tracker = self._tracker
-        entry = await self._hand_out(key) if tracker is not None else None
-        # If this raises, nobody holds the entry and the store lets it go
-        # (bounded), yet updates for an order that did reach SRS are kept.
-        resp = await self._requester.request(
-            "POST",
-            self._endpoints.enqueue,
-            json=body,
-            timeout=timeout or self._timeout,
-            places_order=True,
+        entry = await self._tracker.expect(key, po_number=_po(order))
+        self._hand_out(entry)
+        resp = await self._send(
+            key, self._endpoints.enqueue, body, timeout or self._timeout
         )
-        result = decode_submit_result(resp.body, sent_id=key)
-        if tracker is not None and result.order_id:
-            await tracker.link(key, result.order_id)
-        return PendingOrder(key, result=result, tracker=tracker, entry=entry)
+        try:
+            result = decode_submit_result(resp.body, sent_id=key)
+        except SipsError as exc:
+            await self._failed(key, exc)
+            raise
+        await self._settle(key, OrderState.QUEUED, result)
+        return PendingOrder(key, result=result, tracker=self._tracker, entry=entry)
+
+    async def _send(self, key: str, path: str, body: bytes, timeout: float) -> Response:
+        try:
+            return await self._requester.request(
+                "POST", path, json=body, timeout=timeout, places_order=True
+            )
+        except SipsError as exc:
+            await self._failed(key, exc)
+            raise
+
+    async def _failed(self, key: str, exc: SipsError) -> None:
+        # The failure is written after the fact; if the store fails too, the
+        # order stays "sending" (outstanding), which errs on the safe side.
+        exc.transaction_id = key
+        exc.maybe_placed = placed = maybe_placed(exc)
+        state = OrderState.UNCERTAIN if placed else OrderState.FAILED
+        try:
+            await self._tracker.settle(key, state, error=type(exc).__name__)
+        except SipsStoreError as store_exc:
+            logger.error("could not record the failure of order %s: %s", key, store_exc)
+
+    async def _settle(self, key: str, state: OrderState, result: SubmitResult) -> None:
+        # SRS has the order: a store failure now must not hide that answer.
+        try:
+            await self._tracker.settle(
+                key, state, order_id=result.order_id, queue_id=result.queue_id
+            )
+        except SipsStoreError as exc:
+            logger.error("could not record SRS's answer for order %s: %s", key, exc)
 
     async def get(
         self, order_id: int | str, *, timeout: float | None = None
@@ -132,31 +178,41 @@ class OrdersResource:
         )
         return decode_sales_order(resp.body)
 
-    def track(self, transaction_id: str) -> PendingOrder:
+    async def track(self, transaction_id: str) -> PendingOrder:
         """Re-attach to an order by ``transactionID`` (after a restart, say).
 
-        Updates already received for it (kept while nobody waited) are in
-        its history; ``wait()`` and ``updates()`` work as after ``enqueue``.
+        Returns once its stored history is loaded: updates received while
+        nobody waited (or before a restart, with a durable store) are in
+        ``history``; ``wait()`` and ``updates()`` work as after ``enqueue``.
+        An order the store did not know is kept from now on until final.
         """
         key = str(transaction_id).strip()
         if not key:
             raise SipsValidationError("transaction_id is empty", field_path="id")
-        tracker = self._tracker
-        entry = None
-        if tracker is not None:
-            entry = tracker.entry(key)
-            if self._handed_out is not None:
-                self._handed_out.add(entry)
-        return PendingOrder(key, tracker=tracker, entry=entry)
+        entry = await self._tracker.attach(key)
+        self._hand_out(entry)
+        return PendingOrder(key, tracker=self._tracker, entry=entry)
 
-    async def _hand_out(self, key: str) -> Entry:
-        assert self._tracker is not None
-        entry = await self._tracker.expect(key)
+    async def outstanding(self) -> AsyncIterator[PendingOrder]:
+        """Every order not final yet, oldest first, history loaded.
+
+        After a restart this is what was in flight: queued orders awaiting
+        their updates, and orders whose submit failed in a way that may
+        have placed them (ambiguous failures included).
+        """
+        async for row in self._tracker.outstanding():
+            yield await self.track(row.transaction_id)
+
+    def _hand_out(self, entry: Entry) -> None:
         if self._handed_out is not None:
             self._handed_out.add(entry)
-        return entry
 
     def close_handed_out(self) -> None:
         """Wake every waiter on orders this client handed out (client closing)."""
         for entry in list(self._handed_out or ()):
             entry.close()
+
+
+def _po(order: OrderRequest) -> str | None:
+    details = order.po_details
+    return details.po_number if details is not None else None

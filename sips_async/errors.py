@@ -52,7 +52,19 @@ __all__ = [
 
 
 class SipsError(Exception):
-    """Root of every exception raised by ``sips_async``."""
+    """Root of every exception raised by ``sips_async``.
+
+    Attributes:
+        transaction_id: set on every error ``submit``/``enqueue`` raise after
+            the order was written to the store: the order's ``transactionID``,
+            to look it up (``client.orders.track()``) instead of re-sending.
+        maybe_placed: set with it: ``False`` only when the SDK can prove SRS
+            never got (or refused) the request; ``True`` means SRS may have
+            placed the order, which then stays outstanding in the store.
+    """
+
+    transaction_id: str | None = None
+    maybe_placed: bool | None = None
 
 
 class SipsConfigError(SipsError, ValueError):

@@ -27,7 +27,7 @@ async def test_enqueue_reaches_delivered(sips_client, sips_sandbox):
 
 
 async def test_pushed_updates(sips_client, sips_webhook):
-    pending = sips_client.orders.track("user-txn-1")
+    pending = await sips_client.orders.track("user-txn-1")
     assert await sips_webhook.send(transaction_id="user-txn-1", event_type="OU",
                                    status="Processed") == 200
     assert await sips_webhook.replay() == 200
@@ -39,7 +39,7 @@ async def test_pushed_updates(sips_client, sips_webhook):
     await sips_webhook.send(transaction_id="user-txn-2", event_type="OA",
                             status="Rejected")
     with pytest.raises(OrderRejectedError):
-        await sips_client.orders.track("user-txn-2").wait(timeout=5)
+        await (await sips_client.orders.track("user-txn-2")).wait(timeout=5)
 """
 
 
