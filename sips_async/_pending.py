@@ -10,7 +10,7 @@ notifications; :class:`PendingOrder` is the caller's handle on it.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
 from .errors import (
@@ -110,8 +110,10 @@ class Entry:
         if event is not None:
             event.set()
 
-    def add(self, updates: Iterable[OrderUpdate]) -> bool:
+    def add(self, updates: Sequence[OrderUpdate]) -> bool:
         """Append the updates not held yet, in order; ``True`` if any was new."""
+        if not updates:
+            return False
         seen = self._seen
         if seen is None:
             seen = self._seen = {replay_key(u) for u in self.updates}
