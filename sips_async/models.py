@@ -169,7 +169,7 @@ class OrderRequest(_Request, frozen=True):
             source_system="ACME",
             customer_code="DEMO001",
             branch_code="BRRIV",
-            job_account_number=1,
+            job_account_number=78,  # never 1: SRS's placeholder
             po_details=PoDetails(po_number="5641-8Test"),
             order_line_item_details=[
                 LineItem(product_id=75664, quantity=1, uom="SQ"),
