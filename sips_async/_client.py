@@ -10,6 +10,8 @@ from typing import Self
 import aiohttp
 
 from ._auth import TokenManager
+from ._branches import DEFAULT_REFERENCE_TTL, BranchesResource
+from ._codec import SubmitBody
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -20,7 +22,10 @@ from ._config import (
     RetryConfig,
     WebhookConfig,
 )
+from ._customers import CustomersResource
+from ._invoices import InvoicesResource
 from ._orders import OrdersResource
+from ._products import ProductsResource
 from ._retry import Requester
 from ._transport import Transport
 from .errors import SipsClientClosedError, SipsConfigError
@@ -68,6 +73,13 @@ class SipsClient:
             :class:`~sips_async.stores.Store` or a URL (``memory://``, the
             default; ``sqlite:///orders.db``; ``redis://host:6379/0``). With
             a :class:`WebhookReceiver` of your own, give it the store instead.
+        submit_body: ``"documented"`` (default) sends every key of SRS's
+            Submit V2 reference page, ``""`` where the order has nothing;
+            ``"minimal"`` sends only the keys the order sets (one
+            integrator's QA contract, which leaves out ``price``,
+            ``shipTo.name`` and ``jobAccountNumber``).
+        reference_ttl: seconds ``branches.active_products`` answers from
+            its cache.
 
     Example::
 
@@ -87,7 +99,11 @@ class SipsClient:
         "_state",
         "_tracker",
         "_transport",
+        "branches",
+        "customers",
+        "invoices",
         "orders",
+        "products",
     )
 
     def __init__(
@@ -105,6 +121,8 @@ class SipsClient:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         store: Store | str | None = None,
+        submit_body: SubmitBody = "documented",
+        reference_ttl: float = DEFAULT_REFERENCE_TTL,
     ) -> None:
         if not client_id or not client_id.strip():
             raise SipsConfigError("client_id is required")
@@ -152,10 +170,31 @@ class SipsClient:
         )
         #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``,
         #: ``outstanding``.
+        requester = Requester(
+            transport=self._transport, auth=auth, retry=retry or RetryConfig()
+        )
+        #: Customers: ``validate``, ``get``, ``order_templates``.
+        self.customers = CustomersResource(
+            requester=requester, endpoints=endpoints, timeout=timeout
+        )
+        #: Branches: ``locations``, ``for_customer``, ``active_products``.
+        self.branches = BranchesResource(
+            requester=requester, endpoints=endpoints, timeout=timeout, ttl=reference_ttl
+        )
+        #: Products: ``price``, ``catalog``.
+        self.products = ProductsResource(
+            requester=requester, endpoints=endpoints, timeout=timeout
+        )
+        #: Invoices: ``list``, ``get``, ``pdf``.
+        self.invoices = InvoicesResource(
+            requester=requester, endpoints=endpoints, timeout=timeout
+        )
+        #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``, ``check``,
+        #: ``list``.
         self.orders = OrdersResource(
-            requester=Requester(
-                transport=self._transport, auth=auth, retry=retry or RetryConfig()
-            ),
+            requester=requester,
+            branches=self.branches,
+            body=submit_body,
             endpoints=endpoints,
             timeout=timeout,
             submit_timeout=_positive("submit_timeout", submit_timeout),

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import builtins
+import datetime as dt
 import logging
 import re
 import weakref
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Final
 
-from ._codec import decode_sales_order, decode_submit_result, encode_order
+from ._codec import SubmitBody, decode_sales_order, decode_submit_result, encode_order
 from ._config import Endpoints
+from ._order_list import order_list_body
 from ._outcome import maybe_placed
 from ._pending import Entry, PendingOrder
+from ._resource import decode_json, list_from_wire
 from ._retry import Requester
 from ._transport import Response
-from .errors import SipsError, SipsStoreError, SipsValidationError
-from .models import OrderRequest, SalesOrder, SubmitResult
+from .errors import (
+    OrderCheckError,
+    SipsConfigError,
+    SipsError,
+    SipsStoreError,
+    SipsValidationError,
+)
+from .models import OrderProblem, OrderRequest, OrderSummary, SalesOrder, SubmitResult
 from .stores import OrderState
 
 if TYPE_CHECKING:
+    from ._branches import BranchesResource
     from .webhooks._tracker import Tracker
 
 __all__ = ["OrdersResource"]
@@ -32,6 +43,8 @@ class OrdersResource:
     """The order calls of SIPS, reached as ``client.orders``."""
 
     __slots__ = (
+        "_body",
+        "_branches",
         "_endpoints",
         "_handed_out",
         "_requester",
@@ -49,7 +62,13 @@ class OrdersResource:
         submit_timeout: float,
         tracker: Tracker,
         tracker_shared: bool = False,
+        branches: BranchesResource | None = None,
+        body: SubmitBody = "documented",
     ) -> None:
+        if body not in ("documented", "minimal"):
+            raise SipsConfigError("submit_body must be 'documented' or 'minimal'")
+        self._branches = branches
+        self._body: SubmitBody = body
         self._requester = requester
         # With a receiver shared with others, closing this client wakes only
         # the orders it handed out; so it remembers them (weakly).
@@ -62,24 +81,32 @@ class OrdersResource:
         self._tracker = tracker
 
     async def submit(
-        self, order: OrderRequest, *, timeout: float | None = None
+        self,
+        order: OrderRequest,
+        *,
+        timeout: float | None = None,
+        check: bool = False,
     ) -> SubmitResult:
         """Place an order synchronously: SRS answers once its ERP has it.
 
         The order is checked locally first; nothing is sent if it fails.
-        It is written to the store before the request leaves, and SRS's
-        answer (or the failure) after. A retry (see
+        With ``check=True`` :meth:`check` runs first too. The order is
+        written to the store before the request leaves, and SRS's answer (or
+        the failure) after. A retry (see
         :class:`~sips_async.RetryConfig`) re-sends the same ``transactionID``.
 
         Raises:
             FieldsMissingError: required fields are missing (all named).
+            OrderCheckError: ``check=True`` and :meth:`check` found problems.
             SipsValidationError: a field is of the wrong type, or SRS said 400.
             OrderProcessingError: SRS answered ``Orders_GeneralError``.
             SipsServerError, SipsConnectionError, SipsTimeoutError: SRS or
                 the network failed and the retries ran out (or were unsafe).
             SipsStoreError: the store could not write the order (not sent).
         """
-        body = encode_order(order)
+        if check:
+            await self._raise_problems(order)
+        body = encode_order(order, body=self._body)
         key = order.transaction_id
         await self._tracker.open()
         await self._tracker.store.begin(key, po_number=_po(order))
@@ -95,13 +122,20 @@ class OrdersResource:
         return result
 
     async def enqueue(
-        self, order: OrderRequest, *, timeout: float | None = None
+        self,
+        order: OrderRequest,
+        *,
+        timeout: float | None = None,
+        check: bool = False,
     ) -> PendingOrder:
         """Place an order in SRS's queue (asynchronous mode, SRS's preferred).
 
         The order is written to the store (and its waiters registered) before
         the request leaves, so an update that beats the HTTP answer is not
-        lost, and after a crash ``outstanding()`` still lists it.
+        lost, and after a crash ``outstanding()`` still lists it. With
+        ``check=True`` :meth:`check` runs first and raises
+        :class:`~sips_async.errors.OrderCheckError` with every problem: SRS
+        queues such orders and then drops them without a webhook.
 
         Returns:
             A :class:`PendingOrder` holding SRS's answer; await
@@ -112,7 +146,9 @@ class OrdersResource:
             SipsError: as :meth:`submit`; the order then stays outstanding
                 in the store unless SRS provably never got it.
         """
-        body = encode_order(order)
+        if check:
+            await self._raise_problems(order)
+        body = encode_order(order, body=self._body)
         key = order.transaction_id
         entry = await self._tracker.expect(key, po_number=_po(order))
         self._hand_out(entry)
@@ -177,6 +213,83 @@ class OrdersResource:
             timeout=timeout or self._timeout,
         )
         return decode_sales_order(resp.body)
+
+    async def check(self, order: OrderRequest) -> builtins.list[OrderProblem]:
+        """Find what would make SRS refuse or silently drop ``order``.
+
+        Checks, against the branch's active products (cached, see
+        ``client.branches.active_products``): ``jobAccountNumber`` missing or
+        SRS's placeholder 1; a ``productId`` not active at the branch; a
+        ``uom`` the product's variant does not offer (suggesting its
+        ``defaultUOM``); a missing ``option`` on a product with several
+        variants; a quantity that is not a positive whole number.
+
+        Returns:
+            Every problem found, each with its field path and a message a
+            person can act on; empty when none was found.
+        """
+        from ._check import check_order
+
+        if self._branches is None:
+            raise SipsConfigError("this client has no branches resource to check with")
+        return await check_order(order, self._branches)
+
+    async def list(
+        self,
+        *,
+        po_number: str | None = None,
+        customer_number: str | None = None,
+        branch_code: str | None = None,
+        order_id: int | None = None,
+        ship_to_sequence_number: int | None = None,
+        from_date: dt.date | str | None = None,
+        to_date: dt.date | str | None = None,
+        status: str | None = None,
+        job_number: str | None = None,
+        ship_to_address: str | None = None,
+        include_invoices: bool | None = None,
+        limit: int | None = None,
+        timeout: float | None = None,
+    ) -> builtins.list[OrderSummary]:
+        """Search orders (``POST /orders/List``, srs-api.md 3.3).
+
+        Only the filters given are sent, under SRS's request keys
+        (``PONumber``, ``customerNumber``, ``orderFromDate``...; dates as
+        ``YYYY-MM-DD``, ``includeInvoices`` as ``"Y"``/``"N"``). SRS has not
+        published the answer's shape: each entry is a lenient
+        :class:`OrderSummary` whose ``raw`` keeps what SRS sent.
+        """
+        body = order_list_body(
+            po_number=po_number,
+            customer_number=customer_number,
+            branch_code=branch_code,
+            order_id=order_id,
+            ship_to_sequence_number=ship_to_sequence_number,
+            from_date=from_date,
+            to_date=to_date,
+            status=status,
+            job_number=job_number,
+            ship_to_address=ship_to_address,
+            include_invoices=include_invoices,
+            limit=limit,
+        )
+        resp = await self._requester.request(
+            "POST",
+            self._endpoints.order_list,
+            json=body,
+            timeout=timeout or self._timeout,
+        )
+        return list_from_wire(
+            decode_json(resp.body, self._endpoints.order_list),
+            OrderSummary,
+            "order list",
+            keys=("orders", "orderList"),
+        )
+
+    async def _raise_problems(self, order: OrderRequest) -> None:
+        problems = await self.check(order)
+        if problems:
+            raise OrderCheckError(tuple(problems))
 
     async def track(self, transaction_id: str) -> PendingOrder:
         """Re-attach to an order by ``transactionID`` (after a restart, say).

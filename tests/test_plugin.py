@@ -13,9 +13,9 @@ from sips_async.models import OrderRequest, LineItem
 
 def order() -> OrderRequest:
     return OrderRequest(source_system="USER", customer_code="DEMO001",
-                        branch_code="BRRIV", job_account_number=1,
-                        order_line_item_details=[LineItem(product_id=1, quantity=1,
-                                                          uom="SQ")])
+                        branch_code="BRRIV", job_account_number=78,
+                        order_line_item_details=[LineItem(product_id=40112, quantity=1,
+                                                          uom="BD")])
 
 
 @pytest.mark.sips_sandbox(step_delay=0.001)
