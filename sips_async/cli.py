@@ -277,11 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="run sandbox, client and receiver together and watch orders flow"
+        "demo",
+        help="run sandbox, client and receiver together and watch orders flow",
     )
     demo.add_argument("--orders", type=int, default=20, help="orders to enqueue")
     demo.add_argument("--concurrency", type=int, default=20, help="enqueues at once")
-    demo.add_argument("--error-rate", type=float, default=0.05, help="5xx fraction")
+    demo.add_argument(
+        "--error-rate", type=float, default=0.05, help="fraction answered 5xx"
+    )
     demo.add_argument(
         "--duplicate-rate", type=float, default=0.1, help="replayed webhooks"
     )
@@ -289,7 +292,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--reorder-rate", type=float, default=0.1, help="reordered webhooks"
     )
     demo.add_argument(
-        "--step-delay", type=float, default=0.05, help="seconds between updates"
+        "--step-delay",
+        type=float,
+        default=None,
+        help="seconds between an order's updates (default: 0.5; --fast: 0.01)",
+    )
+    demo.add_argument(
+        "--pace",
+        type=float,
+        default=None,
+        help="seconds between enqueues (default: 0.1; --fast: 0)",
+    )
+    demo.add_argument(
+        "--fast", action="store_true", help="no pacing: done in well under a second"
     )
     demo.add_argument("--seed", type=int, default=None, help="seed for the faults")
     demo.add_argument(
