@@ -242,6 +242,7 @@ class _HelpFormatter(argparse.HelpFormatter):
             or default is False
             or default == []
             or default is argparse.SUPPRESS
+            or isinstance(action, argparse._CountAction)
         ):
             return text
         return f"{text} (default: %(default)s)"
@@ -721,8 +722,10 @@ async def cmd_trigger(args: argparse.Namespace) -> int:
     event_type, status, fields = TRIGGER_EVENTS[args.event]
     extra: dict[str, Any] = dict(fields)
     txn = args.transaction_id or f"trigger-{secrets.token_hex(4)}"
+    event_id = f"evt-{secrets.token_hex(8)}"  # unique across trigger runs
     body = event_json(
         transaction_id=txn,
+        event_id=event_id,
         event_type=event_type,
         status=args.status or status,
         order_id=args.order_id,
@@ -759,6 +762,7 @@ async def cmd_trigger(args: argparse.Namespace) -> int:
                 _print_json(
                     {
                         "event": args.event,
+                        "eventId": event_id,
                         "eventType": event_type,
                         "eventStatus": args.status or status,
                         "transactionID": txn,

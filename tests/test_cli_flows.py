@@ -11,6 +11,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -187,21 +188,31 @@ async def test_trigger_posts_signed_updates_and_a_duplicate(
         assert code == 0
         assert len(out) == 2 and all("HTTP 200" in x for x in out)
         assert '"duplicate":false' in out[0] and '"duplicate":true' in out[1]
+        # A second run is a new event (its own eventId), not a replay.
+        argv = ["trigger", "OU", base, "--secret", HOOK_SECRET]
+        code = await asyncio.to_thread(
+            main, [*argv, "--signing-secret", SIGNING, "--transaction-id", "t-dup"]
+        )
+        assert code == 0
+        assert '"duplicate":false' in capsys.readouterr().out
         code = await asyncio.to_thread(
             main,
             ["trigger", "rejected", url, "--signing-secret", SIGNING, "--json"],
         )
         doc = json.loads(capsys.readouterr().out)
         assert code == 0 and doc["status"] == 200
+        # Random, so separate trigger processes never collide as replays.
+        assert re.fullmatch(r"evt-[0-9a-f]{16}", doc["eventId"])
         # Unsigned: the receiver refuses it and trigger says so in its exit code.
         code = await asyncio.to_thread(main, ["trigger", "DU", url])
         assert code == 1
         assert "HTTP 401" in capsys.readouterr().out
     assert [(u.transaction_id, u.event_type) for u in seen] == [
         ("t-dup", "OU"),
+        ("t-dup", "OU"),
         (doc["transactionID"], "OA"),
     ]
-    assert seen[1].rejected and seen[1].error_code == "Orders_GeneralError"
+    assert seen[2].rejected and seen[2].error_code == "Orders_GeneralError"
 
 
 async def test_trigger_to_nothing_is_one_line(

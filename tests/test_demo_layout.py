@@ -152,7 +152,7 @@ def test_demo_without_a_terminal_prints_the_bars_once(
 
 def test_default_demo_lasts_long_enough_to_follow() -> None:
     started = time.monotonic()
-    code, raw = run_in_terminal(80, "demo", "--orders", "4", "--error-rate", "0")
+    code, raw = run_in_terminal(80, "demo", "--orders", "2", "--error-rate", "0")
     elapsed = time.monotonic() - started
     assert code == 0, raw
     # 5 webhook steps 0.5 s apart: a person sees the bars move.
