@@ -347,3 +347,24 @@ def test_config_errors_use_flag_names(
     assert err.startswith("error: ") and flag in err
     for python_name in ("allowed_ips", "error_rate", "step_delay", "webhook path"):
         assert python_name not in err
+
+
+async def test_submit_wait_rejected_prints_one_document_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    order_file = tmp_path / "order.json"
+    order_file.write_text(json.dumps({**ORDER, "branchCode": "NOPE"}))
+    argv = ["submit", str(order_file), "--queue", "--wait", "--timeout", "10"]
+    async with Sandbox(SandboxConfig(step_delay=0.001)) as sb:
+        code = await asyncio.to_thread(main, [*argv, "--sandbox", sb.url, "--json"])
+        out, err = capsys.readouterr()
+        assert code == 1
+        doc = json.loads(out)
+        assert doc["acknowledgement"]["rejected"] is True
+        assert doc["acknowledgement"]["transactionID"] == doc["transactionID"]
+        assert "OrderRejectedError" in err
+        code = await asyncio.to_thread(main, [*argv, "--sandbox", sb.url])
+        out, _ = capsys.readouterr()
+        assert code == 1
+        assert out.splitlines()[-1] == "rejected: OA Rejected"
+        assert sb.stats().orders == 2
