@@ -368,3 +368,13 @@ async def test_submit_wait_rejected_prints_one_document_and_fails(
         assert code == 1
         assert out.splitlines()[-1] == "rejected: OA Rejected"
         assert sb.stats().orders == 2
+
+
+def test_listen_with_an_unreachable_sandbox_names_the_flag(
+    capsys: pytest.CaptureFixture[str], unused_tcp_port: int
+) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}"
+    assert main(["listen", "--port", "0", "--insecure", "--sandbox", url]) == 2
+    err = capsys.readouterr().err
+    assert f"--sandbox {url}: cannot reach it" in err
+    assert "Traceback" not in err

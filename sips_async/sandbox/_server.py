@@ -401,7 +401,7 @@ class Sandbox:
     async def _log_middleware(
         self, request: web.Request, handler: Handler
     ) -> web.StreamResponse:
-        """One INFO line per request (``sips-async -v sandbox`` shows them)."""
+        """One DEBUG line per request (``sips-async sandbox -v`` shows them)."""
         started = time.perf_counter()
         status = 500
         try:
@@ -412,7 +412,7 @@ class Sandbox:
             status = exc.status
             raise
         finally:
-            logger.info(
+            logger.debug(
                 "%s %s -> %d (%.1f ms)",
                 request.method,
                 request.path,
