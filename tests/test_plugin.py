@@ -165,11 +165,14 @@ async def test_pusher_refuses_a_receiver_on_another_loop() -> None:
 
 async def test_pusher_times_out_on_a_receiver_that_never_answers() -> None:
     accepted = asyncio.Event()
+    finished = asyncio.Event()
 
     async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         accepted.set()
         await reader.read()  # never answers; returns when the pusher gives up
         writer.close()
+        await writer.wait_closed()
+        finished.set()
 
     server = await asyncio.start_server(hold, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
@@ -180,5 +183,6 @@ async def test_pusher_times_out_on_a_receiver_that_never_answers() -> None:
         assert accepted.is_set()
     finally:
         await pusher.aclose()
+        await finished.wait()  # the connection is closed on both sides
         server.close()
         await server.wait_closed()
