@@ -357,7 +357,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     settings = DemoSettings.from_args(args)
     width = terminal_width(out)
-    view = LiveView(out)
+    view = LiveView(out, lines=len(STAGES) + 3)
     async with _world(settings, view, width) as world:
         view.write(_header(world))
         finished = await _enqueue_all(world)

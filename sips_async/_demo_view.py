@@ -114,18 +114,33 @@ def summary_table(rows: Sequence[Row], *, width: int = MAX_WIDTH) -> str:
     return "\n".join(fit(x, width) for x in [line, *body, line])
 
 
+def _can_redraw(out: TextIO, lines: int) -> bool:
+    try:
+        if not out.isatty() or os.environ.get("TERM") == "dumb":
+            return False
+        return os.get_terminal_size(out.fileno()).lines > lines
+    except (AttributeError, OSError, ValueError):
+        return False
+
+
 class LiveView:
     """Draws a block of lines, redrawn in place on a terminal.
 
     Args:
         out: where to write.
-        live: redraw in place (a terminal); otherwise only :meth:`finish`
-            writes the block.
+        live: redraw in place; by default, on a terminal that understands
+            cursor moves (not ``TERM=dumb``) and is more than ``lines`` rows
+            tall. Otherwise only :meth:`finish` writes the block.
+        lines: the height of the block to be drawn.
     """
 
-    def __init__(self, out: TextIO, *, live: bool | None = None) -> None:
+    def __init__(
+        self, out: TextIO, *, live: bool | None = None, lines: int = 0
+    ) -> None:
         self._out = out
-        self.live = out.isatty() if live is None else live
+        if live is None:
+            live = _can_redraw(out, lines)
+        self.live = live
         self._drawn = 0
 
     def write(self, text: str) -> None:

@@ -80,11 +80,12 @@ class Screen:
         return ["".join(r).rstrip() for r in self.rows]
 
 
-def run_in_terminal(width: int, *argv: str) -> tuple[int, str]:
-    """Run ``sips-async`` in a pty ``width`` columns wide; return code and output."""
+def run_in_terminal(width: int, *argv: str, rows: int = 40) -> tuple[int, str]:
+    """Run ``sips-async`` in a pty ``width`` x ``rows``; return code and output."""
     master, slave = pty.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 40, width, 0, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", rows, width, 0, 0))
     env = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    env["TERM"] = "xterm"
     proc = subprocess.Popen(
         [sys.executable, "-m", "sips_async", *argv],
         stdin=slave,
@@ -135,6 +136,13 @@ def test_demo_fits_the_terminal_and_never_stacks(width: int) -> None:
     # No line written is wider than the terminal (each stays under it).
     written = re.sub(r"\x1b\[\d*[A-Za-z]", "", raw).split("\n")
     assert max(len(line) for line in written) <= width - 1
+
+
+def test_a_terminal_too_short_for_the_bars_gets_them_once() -> None:
+    code, raw = run_in_terminal(80, "demo", "--fast", "--orders", "3", rows=8)
+    assert code == 0, raw
+    assert "\x1b[" not in raw
+    assert raw.count("Delivered ") == 1
 
 
 def test_demo_without_a_terminal_prints_the_bars_once(
