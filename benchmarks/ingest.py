@@ -367,9 +367,7 @@ def run(opts: Options) -> Outcome:
     if use_wrk:
         tables.append(wrk_table)
     else:
-        notes.append(
-            "skipped: wrk not installed (apt-get install wrk): no wrk rows."
-        )
+        notes.append("skipped: wrk not installed (apt-get install wrk): no wrk rows.")
     return Outcome(
         name="ingest",
         title="webhooks into WebhookReceiver vs a bare aiohttp handler",
