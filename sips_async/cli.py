@@ -1,7 +1,8 @@
-"""The ``sips-async`` command: demo, sandbox, listen, submit and get.
+"""The ``sips-async`` command: demo, sandbox, listen, submit, get and trigger.
 
 Credentials come from flags or from ``SIPS_CLIENT_ID``, ``SIPS_CLIENT_SECRET``
-and ``SIPS_BASE_URL``. Bad input ends with a one-line error on stderr and a
+and ``SIPS_BASE_URL`` (or ``--sandbox URL``: a running ``sips-async sandbox``
+and its default credentials). Errors name the flags to fix. Bad input ends with a one-line error on stderr and a
 non-zero exit code, never a traceback: 1 for a failure reported by SRS or the
 network, 2 for bad input, 130 when interrupted.
 """
