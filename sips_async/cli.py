@@ -2,9 +2,10 @@
 
 Credentials come from flags or from ``SIPS_CLIENT_ID``, ``SIPS_CLIENT_SECRET``
 and ``SIPS_BASE_URL`` (or ``--sandbox URL``: a running ``sips-async sandbox``
-and its default credentials). Errors name the flags to fix. Bad input ends with a one-line error on stderr and a
-non-zero exit code, never a traceback: 1 for a failure reported by SRS or the
-network, 2 for bad input, 130 when interrupted.
+and its default credentials). Errors name the flags to fix. Bad input ends
+with a one-line error on stderr and a non-zero exit code, never a traceback:
+1 for a failure reported by SRS or the network, 2 for bad input, 130 when
+interrupted.
 """
 
 from __future__ import annotations
