@@ -881,11 +881,17 @@ _FLAG_ALIASES: Final = {
     "webhook path": "--path",
     "webhook port": "--port",
     "signing secrets": "--signing-secret",
+    "signing secret": "--signing-secret",
 }
 
 
 def _with_flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
-    """Rewrite a configuration error in the command's flag names."""
+    """Rewrite a configuration error in the command's flag names.
+
+    Python names (``error_rate``) become flags (``--error-rate``) wherever
+    they appear; a plain word that is also a flag (``latency``) only where it
+    is what the message is about (``latency must be ...``).
+    """
     names = dict(_FLAG_ALIASES)
     if parser is not None:
         for action in parser._actions:
@@ -893,7 +899,9 @@ def _with_flag_names(message: str, parser: argparse.ArgumentParser | None) -> st
             if longs and action.dest not in names:
                 names[action.dest] = longs[0]
     for name in sorted(names, key=len, reverse=True):
-        message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", names[name], message)
+        plain = name.isalpha() and name.islower()
+        tail = r"(?= must)" if plain else r"(?![\w-])"
+        message = re.sub(rf"(?<![\w-]){re.escape(name)}{tail}", names[name], message)
     return message
 
 
