@@ -260,7 +260,7 @@ def _finish_subcommands(sub: argparse._SubParsersAction[Any]) -> None:
             dest="sub_verbose",
             action="count",
             default=0,
-            help="log more (to stderr); -vv for everything",
+            help="log more (to stderr), here or before the subcommand",
         )
 
 
