@@ -1,9 +1,11 @@
-"""The ``sips-async`` command: demo, sandbox, listen, submit and get.
+"""The ``sips-async`` command: demo, sandbox, listen, submit, get and trigger.
 
 Credentials come from flags or from ``SIPS_CLIENT_ID``, ``SIPS_CLIENT_SECRET``
-and ``SIPS_BASE_URL``. Bad input ends with a one-line error on stderr and a
-non-zero exit code, never a traceback: 1 for a failure reported by SRS or the
-network, 2 for bad input, 130 when interrupted.
+and ``SIPS_BASE_URL`` (or ``--sandbox URL``: a running ``sips-async sandbox``
+and its default credentials). Errors name the flags to fix. Bad input ends
+with a one-line error on stderr and a non-zero exit code, never a traceback:
+1 for a failure reported by SRS or the network, 2 for bad input, 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -258,7 +260,7 @@ def _finish_subcommands(sub: argparse._SubParsersAction[Any]) -> None:
             dest="sub_verbose",
             action="count",
             default=0,
-            help="log more (to stderr); -vv for everything",
+            help="log more (to stderr), here or before the subcommand",
         )
 
 
@@ -879,11 +881,17 @@ _FLAG_ALIASES: Final = {
     "webhook path": "--path",
     "webhook port": "--port",
     "signing secrets": "--signing-secret",
+    "signing secret": "--signing-secret",
 }
 
 
 def _with_flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
-    """Rewrite a configuration error in the command's flag names."""
+    """Rewrite a configuration error in the command's flag names.
+
+    Python names (``error_rate``) become flags (``--error-rate``) wherever
+    they appear; a plain word that is also a flag (``latency``) only where it
+    is what the message is about (``latency must be ...``).
+    """
     names = dict(_FLAG_ALIASES)
     if parser is not None:
         for action in parser._actions:
@@ -891,7 +899,9 @@ def _with_flag_names(message: str, parser: argparse.ArgumentParser | None) -> st
             if longs and action.dest not in names:
                 names[action.dest] = longs[0]
     for name in sorted(names, key=len, reverse=True):
-        message = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", names[name], message)
+        plain = name.isalpha() and name.islower()
+        tail = r"(?= must)" if plain else r"(?![\w-])"
+        message = re.sub(rf"(?<![\w-]){re.escape(name)}{tail}", names[name], message)
     return message
 
 

@@ -126,9 +126,13 @@ else:
         )
         copy.__annotations__ = dict(impl.__annotations__)
         copy.__doc__ = impl.__doc__
-        globals()[f"_{name}_{scope}"] = pytest_asyncio.fixture(
-            copy, name=f"_{name}_{scope}", loop_scope=scope
-        )
+        try:
+            fixture = pytest_asyncio.fixture(
+                copy, name=f"_{name}_{scope}", loop_scope=scope
+            )
+        except TypeError:  # pragma: no cover - pytest-asyncio < 0.24: one loop
+            fixture = pytest_asyncio.fixture(copy, name=f"_{name}_{scope}")
+        globals()[f"_{name}_{scope}"] = fixture
 
     # One function-scoped variant per loop scope: each test gets fresh
     # objects, living on the event loop its own code runs on.

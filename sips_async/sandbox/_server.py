@@ -340,7 +340,8 @@ class Sandbox:
         error_message: str | None = None,
         when: dt.datetime | None = None,
     ) -> WebhookRecord | None:
-        """Deliver one chosen update to :attr:`webhook_url` now.
+        """Deliver one chosen update now, to :attr:`webhook_url` and every
+        URL :meth:`add_webhook` registered.
 
         For an order the sandbox knows, the order id, PO number and a strictly
         later ``eventDateTime`` are filled in, and a known status moves the
@@ -363,8 +364,8 @@ class Sandbox:
             The record of the last delivery attempt.
 
         Raises:
-            RuntimeError: no :attr:`webhook_url` is set, or the sandbox is
-                not running.
+            RuntimeError: no webhook URL is set or registered, or the sandbox
+                is not running.
         """
         if not self._webhook_targets():
             raise RuntimeError("no webhook_url is set: set sb.webhook_url first")
