@@ -115,6 +115,7 @@ class DemoSettings:
     seed: int | None = None
     timeout: float = 120.0
     json: bool = False
+    store: str | None = None
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoSettings:
@@ -137,6 +138,7 @@ class DemoSettings:
             seed=args.seed,
             timeout=args.timeout,
             json=args.json,
+            store=getattr(args, "store", None),
         )
         if settings.orders < 1:
             raise ValueError("--orders must be at least 1")
@@ -270,6 +272,7 @@ async def _world(
             base_url=sandbox.url,
             webhook=WebhookConfig(host="127.0.0.1", port=0, secret=hook_secret),
             retry=RetryConfig(initial_delay=0.05, max_delay=0.5),
+            store=settings.store,
         ) as client,
     ):
         sandbox.webhook_url = client.webhook_url
@@ -355,6 +358,10 @@ async def _enqueue_all(world: _World) -> bool:
 async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the demo described by the parsed ``demo`` arguments."""
     out = out or sys.stdout
+    if getattr(args, "crash", False):
+        from ._demo_crash import run_crash_demo
+
+        return await run_crash_demo(args, out)
     settings = DemoSettings.from_args(args)
     width = terminal_width(out)
     view = LiveView(out, lines=len(STAGES) + 3)

@@ -314,6 +314,19 @@ def build_parser() -> argparse.ArgumentParser:
         "--timeout", type=float, default=120.0, help="give up after this long"
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where orders and updates are kept (memory://, sqlite:///demo.db; "
+        "default: memory, or sqlite:///sips-demo.db with --crash)",
+    )
+    demo.add_argument(
+        "--crash",
+        action="store_true",
+        help="run the service in a child process, SIGKILL it mid-run and restart "
+        "it on the same store: every order must still end final, 0 updates lost",
+    )
 
     sandbox = sub.add_parser("sandbox", help="run the fake SIPS server")
     sandbox.add_argument("--host", default="127.0.0.1", help="loopback interface")
