@@ -20,6 +20,7 @@ from typing import Final, TextIO
 
 from ._client import SipsClient
 from ._config import RetryConfig, WebhookConfig
+from ._flow import demo_flow
 from .errors import SipsError
 from .models import (
     LineItem,
@@ -235,6 +236,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
             f"(faults: {args.error_rate:.0%} 5xx, {args.duplicate_rate:.0%} "
             f"duplicate, {args.reorder_rate:.0%} reordered deliveries)\n"
         )
+        flow_ok = await demo_flow(client, out, timeout=args.timeout)
         progress = _Progress(report, out)
         gate = asyncio.Semaphore(args.concurrency)
         timed_out = False
@@ -261,7 +263,12 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(_summary_table(report) + "\n")
     if timed_out:
         out.write(f"gave up after {args.timeout} s\n")
-    ok = report.final == report.orders and report.failed == 0 and not timed_out
+    ok = (
+        report.final == report.orders
+        and report.failed == 0
+        and not timed_out
+        and flow_ok
+    )
     out.write("all orders reached a final status\n" if ok else "INCOMPLETE\n")
     out.flush()
     return 0 if ok else 1
