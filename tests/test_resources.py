@@ -404,6 +404,24 @@ async def test_check_names_each_problem(
     assert problem.suggestion == suggestion
 
 
+async def test_check_flags_a_unit_no_variant_has_even_without_option(
+    client: SipsClient,
+) -> None:
+    order = make_order(order_line_item_details=[_line(option=None, uom="EACH")])
+    problems = await client.orders.check(order)
+    assert [(p.field, p.suggestion) for p in problems] == [
+        ("orderLineItemDetails[0].option", "Country Gray"),
+        ("orderLineItemDetails[0].uom", "SQ"),
+    ]
+
+
+async def test_ship_to_sequence_stands_in_for_a_missing_job_account(
+    client: SipsClient,
+) -> None:
+    order = make_order(job_account_number=None, ship_to_sequence_number=1)
+    assert await client.orders.check(order) == []
+
+
 async def test_check_reports_every_problem(client: SipsClient) -> None:
     order = make_order(
         job_account_number=1,
