@@ -18,9 +18,11 @@ import pytest
 from aioresponses import aioresponses
 
 from sips_async import (
+    Endpoints,
     PriceItem,
     SipsAuthError,
     SipsClient,
+    SipsConfigError,
     SipsNotFoundError,
     SipsResponseError,
     SipsServerError,
@@ -289,3 +291,25 @@ async def test_the_client_sends_the_documented_body_by_default() -> None:
     body = msgspec.json.decode(sent.kwargs["data"])
     assert body["shipTo"]["name"] == "" and body["notes"] == ""
     assert body["orderLineItemDetails"][0]["customerItem"] == ""
+
+
+def test_endpoints_need_their_placeholders() -> None:
+    for name in ("customer", "order_templates", "customer_branch_locations"):
+        with pytest.raises(SipsConfigError, match="customerCode"):
+            Endpoints(**{name: "/customers/x"})
+    with pytest.raises(SipsConfigError, match="branchCode"):
+        Endpoints(active_branch_products="/branches/x")
+    with pytest.raises(SipsConfigError, match="must start with '/'"):
+        Endpoints(price="products/v2/price")
+
+
+async def test_a_configured_path_is_used() -> None:
+    endpoints = Endpoints(invoice_pdf="/invoices/v2/{invoiceNumber}/document")
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(_url("/invoices/v2/X-1/document$"), body=b"%PDF-1.4 tiny")
+        client = SipsClient(
+            client_id="id", client_secret="secret", base_url=BASE, endpoints=endpoints
+        )
+        async with client:
+            assert await client.invoices.pdf("X-1") == b"%PDF-1.4 tiny"
