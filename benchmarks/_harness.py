@@ -23,12 +23,16 @@ import traceback
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
+
+import msgspec
 
 from sips_async import OrderRequest
+from sips_async._codec import documented_wire
 from tests.factories import make_order
 
 __all__ = [
+    "bare_body",
     "OrderClient",
     "GcTimer",
     "Options",
@@ -396,3 +400,16 @@ class OrderClient:
     ) -> dict[str, Any]:
         """Run ``ops`` operations over ``orders`` at ``concurrency``."""
         raise NotImplementedError
+
+
+_bare_encoder: Final = msgspec.json.Encoder()
+
+
+def bare_body(order: OrderRequest) -> bytes:
+    """The Submit V2 body a hand-written client sends: every documented key.
+
+    The same bytes as the SDK's ``encode_order`` (SRS's reference page marks
+    every key required), built without the SDK's checks, so the baselines
+    send what the SDK sends.
+    """
+    return _bare_encoder.encode(documented_wire(msgspec.to_builtins(order)))

@@ -36,6 +36,7 @@ from ._harness import (
     OrderClient,
     Spec,
     available_loops,
+    bare_body,
     interleave,
     median,
     run_load,
@@ -58,7 +59,6 @@ __all__ = ["BareRoundTrip", "SdkRoundTrip", "run"]
 CONCURRENCY: Final = (1, 64)
 WAIT: Final = 30.0
 _PATH: Final = "/orders/v2/submit/async"
-_encoder: Final = msgspec.json.Encoder()
 _answer: Final = msgspec.json.Decoder(Answer)
 
 
@@ -125,7 +125,7 @@ class BareRoundTrip(OrderClient):
                     order = orders[index]
                     future: asyncio.Future[BareEvent] = loop.create_future()
                     futures[order.transaction_id] = future
-                    body = _encoder.encode(order)
+                    body = bare_body(order)
                     async with session.post(
                         enqueue_url, data=body, headers=headers
                     ) as r:

@@ -38,6 +38,7 @@ from ._harness import (
     OrderClient,
     Spec,
     available_loops,
+    bare_body,
     interleave,
     median,
     run_load,
@@ -79,7 +80,6 @@ class _Token(msgspec.Struct):
     access_token: str
 
 
-_encoder: Final = msgspec.json.Encoder()
 _answer: Final = msgspec.json.Decoder(Answer)
 _token: Final = msgspec.json.Decoder(_Token)
 
@@ -128,7 +128,7 @@ class AiohttpSubmit(OrderClient):
             submit_url = url + _PATH
 
             async def op(index: int) -> None:
-                body = _encoder.encode(orders[index])
+                body = bare_body(orders[index])
                 async with session.post(submit_url, data=body, headers=headers) as r:
                     data = await r.read()
                     status = r.status
@@ -159,7 +159,7 @@ class HttpxSubmit(OrderClient):
             submit_url = url + _PATH
 
             async def op(index: int) -> None:
-                body = _encoder.encode(orders[index])
+                body = bare_body(orders[index])
                 r = await client.post(submit_url, content=body, headers=headers)
                 if r.status_code != 200:
                     raise RuntimeError(f"HTTP {r.status_code}")
@@ -203,20 +203,20 @@ class SubmitLayers(OrderClient):
             submit = client.orders.submit
 
             async def bare(index: int) -> None:
-                body = _encoder.encode(orders[index])
+                body = bare_body(orders[index])
                 async with session.post(url + _PATH, data=body, headers=headers) as r:
                     data = await r.read()
                 _answer.decode(data)
 
             async def send(index: int) -> None:
-                body = _encoder.encode(orders[index])
+                body = bare_body(orders[index])
                 resp = await transport.send(
                     "POST", _PATH, token=TOKEN, json=body, timeout=60.0
                 )
                 _answer.decode(resp.body)
 
             async def request(index: int) -> None:
-                body = _encoder.encode(orders[index])
+                body = bare_body(orders[index])
                 resp = await requester.request(
                     "POST", _PATH, json=body, timeout=60.0, places_order=True
                 )

@@ -117,20 +117,33 @@ def line_problems(
         return problems
     variant, option_problems = _variant(product, line.option, where)
     problems.extend(option_problems)
-    if variant is not None and variant.uoms:
-        uom = (line.uom or "").strip()
-        if uom not in variant.uoms:
-            fix = variant.default_uom or variant.uoms[0]
+    uom = (line.uom or "").strip()
+    if variant is None and product.product_variant:
+        # No variant chosen: the unit must at least be one some variant has.
+        units = [u for v in product.product_variant for u in v.uoms]
+        if units and uom not in units:
+            fix = product.product_variant[0].default_uom or units[0]
             problems.append(
                 OrderProblem(
                     field=f"{where}.uom",
                     message=f"{uom!r} is not a unit of measure of product "
-                    f"{product.product_id}"
-                    + (f" ({variant.option})" if variant.option else "")
-                    + f": it is sold in {', '.join(variant.uoms)}; use {fix!r}",
+                    f"{product.product_id}: it is sold in "
+                    f"{', '.join(dict.fromkeys(units))}; use {fix!r}",
                     suggestion=fix,
                 )
             )
+    if variant is not None and variant.uoms and uom not in variant.uoms:
+        fix = variant.default_uom or variant.uoms[0]
+        problems.append(
+            OrderProblem(
+                field=f"{where}.uom",
+                message=f"{uom!r} is not a unit of measure of product "
+                f"{product.product_id}"
+                + (f" ({variant.option})" if variant.option else "")
+                + f": it is sold in {', '.join(variant.uoms)}; use {fix!r}",
+                suggestion=fix,
+            )
+        )
     return problems
 
 

@@ -12,8 +12,8 @@ import datetime as dt
 import email.utils
 import re
 import sys
-from collections.abc import Mapping
-from typing import Any, Final, Literal
+from collections.abc import Callable, Mapping
+from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
@@ -90,62 +90,94 @@ _REQUIRED_LINE: Final = tuple(
 )
 
 
-#: The body SRS's Submit V2 reference page documents (srs-api.md appendix
-#: U1.1): every key, in the order of SRS's example, with what is sent when the
-#: caller gave nothing ("" for strings). ``None`` marks the integers the
-#: required-field check guarantees; ``price`` absent is sent as 0 (integer,
-#: "no partner price").
-_DOCUMENTED_LINE: Final[dict[str, Any]] = {
-    "productId": None,
-    "productName": "",
-    "option": "",
-    "quantity": None,
-    "price": 0,
-    "customerItem": "",
-    "uom": "",
-}
-DOCUMENTED_BODY: Final[dict[str, Any]] = {
-    "sourceSystem": "",
-    "customerCode": "",
-    "jobAccountNumber": None,
-    "branchCode": "",
-    "accountNumber": "",
-    "transactionID": "",
-    "transactionDate": "",
-    "notes": "",
-    "shipTo": {
-        "name": "",
-        "addressLine1": "",
-        "addressLine2": "",
-        "addressLine3": "",
-        "city": "",
-        "state": "",
-        "zipCode": "",
-    },
-    "poDetails": {
-        "poNumber": "",
-        "reference": "",
-        "jobNumber": "",
-        "orderDate": "",
-        "expectedDeliveryDate": "",
-        "expectedDeliveryTime": "",
-        "orderType": "",
-        "shippingMethod": "",
-    },
-    "orderLineItemDetails": [_DOCUMENTED_LINE],
-    "customerContactInfo": {
-        "customerContactName": "",
-        "customerContactPhone": "",
-        "customerContactEmail": "",
-        "customerContactAddress": {
-            "addressLine1": "",
-            "city": "",
-            "state": "",
-            "zipCode": "",
-        },
-        "additionalContactEmails": [],
-    },
-}
+# The body SRS's Submit V2 reference page documents (srs-api.md appendix
+# U1.1): every key, in the order of SRS's example, "" where the caller gave
+# nothing. Converting the order's builtins into these structs fills the
+# defaults at C speed; ``price`` absent is the integer 0 ("no partner price").
+
+
+class _Wire(msgspec.Struct, kw_only=True, rename="camel", gc=False):
+    pass
+
+
+class _ShipToWire(_Wire, kw_only=True):
+    name: str = ""
+    address_line1: str = ""
+    address_line2: str = ""
+    address_line3: str = ""
+    city: str = ""
+    state: str = ""
+    zip_code: str = ""
+
+
+class _PoDetailsWire(_Wire, kw_only=True):
+    po_number: str = ""
+    reference: str = ""
+    job_number: str = ""
+    order_date: str = ""
+    expected_delivery_date: str = ""
+    expected_delivery_time: str = ""
+    order_type: str = ""
+    shipping_method: str = ""
+
+
+class _LineWire(_Wire, kw_only=True):
+    product_id: int
+    product_name: str = ""
+    option: str = ""
+    quantity: Annotated[int, msgspec.Meta(gt=0)]
+    price: Annotated[int, msgspec.Meta(ge=0)] = 0
+    customer_item: str = ""
+    uom: str = ""
+
+
+class _ContactAddressWire(_Wire, kw_only=True):
+    address_line1: str = ""
+    city: str = ""
+    state: str = ""
+    zip_code: str = ""
+
+
+class _ContactWire(_Wire, kw_only=True):
+    customer_contact_name: str = ""
+    customer_contact_phone: str = ""
+    customer_contact_email: str = ""
+    customer_contact_address: _ContactAddressWire = msgspec.field(
+        default_factory=_ContactAddressWire
+    )
+    additional_contact_emails: list[str] = []
+
+
+class _OrderWire(_Wire, kw_only=True):
+    source_system: str = ""
+    customer_code: str = ""
+    job_account_number: int
+    branch_code: str = ""
+    account_number: str = ""
+    transaction_id: str = msgspec.field(name="transactionID")
+    transaction_date: str
+    notes: str = ""
+    ship_to: _ShipToWire = msgspec.field(default_factory=_ShipToWire)
+    po_details: _PoDetailsWire = msgspec.field(default_factory=_PoDetailsWire)
+    order_line_item_details: list[_LineWire] = []
+    customer_contact_info: _ContactWire = msgspec.field(default_factory=_ContactWire)
+
+
+class _OrderWireWithShipTo(_OrderWire, kw_only=True):
+    ship_to_sequence_number: int
+
+
+def documented_wire(doc: dict[str, Any]) -> msgspec.Struct:
+    """The documented body for an order's builtins (every key, SRS's order).
+
+    ``shipToSequenceNumber`` follows the documented keys when the order has
+    one. The caller has checked the required fields.
+    """
+    if "shipToSequenceNumber" in doc:
+        return msgspec.convert(doc, _OrderWireWithShipTo)
+    return msgspec.convert(doc, _OrderWire)
+
+
 #: Wire keys SRS declares as integers (appendix U1.1), top level and per line.
 _INTEGER_KEYS: Final = frozenset({"jobAccountNumber", "shipToSequenceNumber"})
 _INTEGER_LINE_KEYS: Final = frozenset({"productId", "quantity", "price"})
@@ -203,40 +235,6 @@ def _whole(value: Any, path: str) -> Any:
     return value
 
 
-def _documented(given: dict[str, Any]) -> dict[str, Any]:
-    """Every documented key, in SRS's order; extras the caller gave kept."""
-    out: dict[str, Any] = {}
-    for key, default in DOCUMENTED_BODY.items():
-        value = given.get(key)
-        if key == "orderLineItemDetails":
-            out[key] = [_section(_DOCUMENTED_LINE, line) for line in value or ()]
-        elif isinstance(default, dict):
-            out[key] = _section(default, value)
-        else:
-            out[key] = default if value is None else value
-    for key, value in given.items():
-        if key not in out:
-            out[key] = value
-    return out
-
-
-def _section(template: dict[str, Any], given: Any) -> dict[str, Any]:
-    given = given if isinstance(given, dict) else {}
-    out: dict[str, Any] = {}
-    for key, default in template.items():
-        value = given.get(key)
-        if isinstance(default, dict):
-            out[key] = _section(default, value)
-        elif value is None:
-            out[key] = list(default) if isinstance(default, list) else default
-        else:
-            out[key] = value
-    for key, value in given.items():
-        if key not in out:
-            out[key] = value
-    return out
-
-
 def _integers(doc: dict[str, Any]) -> None:
     """Make the integer-declared keys integers, or raise naming the field."""
     for key in _INTEGER_KEYS:
@@ -286,18 +284,31 @@ def encode_order(order: OrderRequest, *, body: SubmitBody = "documented") -> byt
         )
     if not isinstance(doc, dict):  # pragma: no cover - a Struct is a dict
         raise SipsValidationError("order cannot be encoded", field_path="$")
-    _integers(doc)
-    # A conversion against the schema finds wrong types that Python let through.
+    # A conversion against the schema finds wrong types that Python let
+    # through (and, documented, fills the keys the order leaves out). Only if
+    # it fails are integer-declared floats looked at: a whole one becomes an
+    # int, a fraction is refused by name.
+    convert: Callable[[dict[str, Any]], object] = (
+        documented_wire if body == "documented" else _check_minimal
+    )
     try:
-        msgspec.convert(doc, OrderRequest)
-    except msgspec.ValidationError as exc:
-        raise SipsValidationError(str(exc), field_path=_error_path(str(exc))) from None
-    if body == "documented":
-        doc = _documented(doc)
+        wire = convert(doc)
+    except msgspec.ValidationError:
+        _integers(doc)
+        try:
+            wire = convert(doc)
+        except msgspec.ValidationError as exc:
+            path = _error_path(str(exc))
+            raise SipsValidationError(str(exc), field_path=path) from None
     try:
-        return _encoder.encode(doc)
+        return _encoder.encode(wire)
     except (TypeError, msgspec.EncodeError) as exc:  # pragma: no cover
         raise SipsValidationError(f"order cannot be encoded: {exc}") from None
+
+
+def _check_minimal(doc: dict[str, Any]) -> dict[str, Any]:
+    msgspec.convert(doc, OrderRequest)
+    return doc
 
 
 def decode_order(data: bytes) -> OrderRequest:

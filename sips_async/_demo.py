@@ -36,6 +36,7 @@ from ._demo_view import (
     summary_table,
     terminal_width,
 )
+from ._flow import demo_flow
 from .errors import SipsError
 from .models import (
     LineItem,
@@ -355,6 +356,21 @@ async def _enqueue_all(world: _World) -> bool:
     return True
 
 
+class _Fitted:
+    """A text stream that cuts every line to the terminal's width."""
+
+    def __init__(self, out: TextIO, width: int) -> None:
+        self._out, self._width = out, width
+
+    def write(self, text: str) -> int:
+        lines = text.split("\n")
+        self._out.write("\n".join(fit(line, self._width - 1) for line in lines))
+        return len(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+
 async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Run the demo described by the parsed ``demo`` arguments."""
     out = out or sys.stdout
@@ -367,6 +383,9 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     view = LiveView(out, lines=len(STAGES) + 3)
     async with _world(settings, view, width) as world:
         view.write(_header(world))
+        flow_ok = await demo_flow(
+            world.client, _Fitted(out, width), timeout=settings.timeout
+        )
         finished = await _enqueue_all(world)
         report = world.report
     if settings.json:
@@ -375,7 +394,7 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
         out.write(summary_table(report.rows(), width=width - 1) + "\n")
     if not finished:
         out.write(fit(f"gave up after {settings.timeout} s", width - 1) + "\n")
-    ok = report.final == report.orders and report.failed == 0 and finished
+    ok = report.final == report.orders and report.failed == 0 and finished and flow_ok
     verdict = "all orders reached a final status" if ok else "INCOMPLETE"
     out.write(fit(verdict, width - 1) + "\n")
     out.flush()

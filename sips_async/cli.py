@@ -1,4 +1,5 @@
-"""The ``sips-async`` command: demo, sandbox, listen, submit, get and trigger.
+"""The ``sips-async`` command: demo, sandbox, listen, submit, get and trigger,
+and the reference calls ``customers validate``, ``branches`` and ``products price``.
 
 Credentials come from flags or from ``SIPS_CLIENT_ID``, ``SIPS_CLIENT_SECRET``
 and ``SIPS_BASE_URL`` (or ``--sandbox URL``: a running ``sips-async sandbox``
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final, TextIO
 
 import aiohttp
+import msgspec
 
 from ._client import SipsClient
 from ._codec import decode_order, encode
@@ -39,7 +41,7 @@ from .errors import (
     SipsError,
     SipsValidationError,
 )
-from .models import OrderUpdate, SalesOrder, SubmitResult
+from .models import OrderUpdate, PriceItem, SalesOrder, SubmitResult
 
 __all__ = ["build_parser", "main", "update_line", "update_to_json"]
 
@@ -430,9 +432,76 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--json", action="store_true", help="print JSON")
     _add_credentials(get)
 
+    _add_reference_commands(sub)
     _add_trigger(sub)
     _finish_subcommands(sub)
     return parser
+
+
+def _item(text: str) -> PriceItem:
+    """``PRODUCT_ID:QUANTITY:UOM[:OPTION]`` for ``products price --item``."""
+    parts = text.split(":")
+    if len(parts) not in (3, 4):
+        raise argparse.ArgumentTypeError(
+            f"--item takes PRODUCT_ID:QUANTITY:UOM[:OPTION], got {text!r}"
+        )
+    try:
+        product_id, quantity = int(parts[0]), int(parts[1])
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"product id and quantity must be whole numbers in {text!r}"
+        ) from None
+    options = [parts[3]] if len(parts) == 4 and parts[3] else []
+    return PriceItem(
+        product_id=product_id, quantity=quantity, uom=parts[2], product_options=options
+    )
+
+
+def _add_reference_commands(sub: Any) -> None:
+    """``customers validate``, ``branches`` and ``products price``."""
+    customers = sub.add_parser("customers", help="SRS customers")
+    customers_sub = customers.add_subparsers(dest="customers_command", metavar="ACTION")
+    validate = customers_sub.add_parser(
+        "validate", help="may this customer order? (exit 1 if not)"
+    )
+    validate.add_argument("account_number", metavar="ACCOUNT")
+    validate.add_argument(
+        "--integration-key",
+        help="the customer's RoofHub integration key (or SIPS_INTEGRATION_KEY)",
+    )
+    validate.add_argument("--json", action="store_true", help="print JSON")
+    _add_credentials(validate)
+
+    branches = sub.add_parser(
+        "branches",
+        help="branch locations; a customer's branches and job accounts; "
+        "a branch's active products",
+    )
+    branches.add_argument("--customer", help="list this customer's branches")
+    branches.add_argument(
+        "--products", metavar="BRANCH", help="list the products active at BRANCH"
+    )
+    branches.add_argument("--json", action="store_true", help="print JSON")
+    _add_credentials(branches)
+
+    products = sub.add_parser("products", help="SRS products")
+    products_sub = products.add_subparsers(dest="products_command", metavar="ACTION")
+    price = products_sub.add_parser("price", help="customer-specific prices")
+    price.add_argument("--customer", required=True, help="customer code")
+    price.add_argument("--branch", required=True, help="branch code")
+    price.add_argument(
+        "--job-account", type=int, required=True, help="numeric job account number"
+    )
+    price.add_argument(
+        "--item",
+        type=_item,
+        action="append",
+        required=True,
+        help="PRODUCT_ID:QUANTITY:UOM[:OPTION] (repeat)",
+    )
+    price.add_argument("--source-system", default="", help="your SRS source system")
+    price.add_argument("--json", action="store_true", help="print JSON")
+    _add_credentials(price)
 
 
 # --------------------------------------------------------------------------
@@ -805,6 +874,101 @@ async def cmd_get(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_customers(args: argparse.Namespace) -> int:
+    """``customers validate ACCOUNT``: exit 0 if SRS lets it order, else 1."""
+    if args.customers_command != "validate":
+        raise UsageError("usage: sips-async customers validate ACCOUNT")
+    key = args.integration_key or os.environ.get("SIPS_INTEGRATION_KEY") or None
+    async with _client(args) as client:
+        found = await client.customers.validate(
+            args.account_number, integration_key=key
+        )
+    if args.json:
+        _print_json({**msgspec.to_builtins(found), "valid": found.valid})
+    else:
+        verdict = "valid" if found.valid else "NOT valid"
+        print(
+            f"{args.account_number}: {verdict} (validIndicator="
+            f"{found.valid_indicator!r}) {found.customer_name or ''}".rstrip()
+        )
+    return EXIT_OK if found.valid else EXIT_FAILED
+
+
+async def cmd_branches(args: argparse.Namespace) -> int:
+    """``branches``: locations, or a customer's branches, or active products."""
+    if args.customer and args.products:
+        raise UsageError("give --customer or --products, not both")
+    async with _client(args) as client:
+        if args.products:
+            products = await client.branches.active_products(args.products)
+            if args.json:
+                _print_json([_without_raw(p) for p in products])
+            for p in [] if args.json else products:
+                variants = ", ".join(
+                    f"{v.option} [{'/'.join(v.uoms)}; default {v.default_uom}]"
+                    for v in p.product_variant
+                )
+                print(f"{p.product_id:>8}  {p.product_name or '-'}  {variants}")
+            return EXIT_OK
+        if args.customer:
+            branches = await client.branches.for_customer(args.customer)
+            if args.json:
+                _print_json(msgspec.to_builtins(branches))
+            for b in [] if args.json else branches:
+                accounts = ", ".join(
+                    f"{j.job_account_number} {j.job_account_name or ''}".strip()
+                    for j in b.job_accounts
+                )
+                print(
+                    f"{b.branch_code:<8} {b.branch_name or '-'}  job accounts: "
+                    f"{accounts or '-'}"
+                )
+            return EXIT_OK
+        locations = await client.branches.locations()
+    if args.json:
+        _print_json([_without_raw(b) for b in locations])
+    for loc in [] if args.json else locations:
+        where = ", ".join(x for x in (loc.city, loc.state) if x)
+        print(f"{loc.branch_code or '-':<8} {loc.branch_name or '-'}  {where}")
+    return EXIT_OK
+
+
+def _without_raw(model: Any) -> Any:
+    doc = msgspec.to_builtins(model)
+    if isinstance(doc, dict):
+        doc.pop("raw", None)
+    return doc
+
+
+async def cmd_products(args: argparse.Namespace) -> int:
+    """``products price``: one line per item; price 0 reads "call branch"."""
+    if args.products_command != "price":
+        raise UsageError("usage: sips-async products price --customer ... --item ...")
+    async with _client(args) as client:
+        lines = await client.products.price(
+            customer_code=args.customer,
+            branch_code=args.branch,
+            job_account_number=args.job_account,
+            items=args.item,
+            source_system=args.source_system,
+        )
+    if args.json:
+        _print_json(
+            [
+                {**msgspec.to_builtins(line), "callBranch": line.call_branch}
+                for line in lines
+            ]
+        )
+        return EXIT_OK
+    for line in lines:
+        note = f"  ({line.message})" if line.message else ""
+        print(
+            f"{line.product_id or '-':>8}  {line.display:<40} per "
+            f"{line.price_uom or '-'}  {line.available_status or ''}{note}".rstrip()
+        )
+    return EXIT_OK
+
+
 async def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the fake SIPS server until interrupted."""
     from .sandbox import Sandbox, SandboxConfig, serve
@@ -858,6 +1022,9 @@ _COMMANDS: Final[
     "submit": cmd_submit,
     "get": cmd_get,
     "trigger": cmd_trigger,
+    "customers": cmd_customers,
+    "branches": cmd_branches,
+    "products": cmd_products,
 }
 
 

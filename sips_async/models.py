@@ -156,6 +156,12 @@ def _local_now() -> str:
 class OrderRequest(_Request, frozen=True):
     """The SIPS V2 Submit Order body.
 
+    On the wire every key of SRS's Submit V2 reference page is sent, ``""``
+    where a field is ``None`` (``SipsClient(submit_body="minimal")`` sends
+    only the fields set). ``job_account_number`` comes from
+    ``client.branches.for_customer()``; 1 is SRS's placeholder, which SRS
+    queues and then drops (``client.orders.check()`` flags it).
+
     Required fields are checked by the client before a request leaves (see
     ``REQUIRED_FIELDS``), so a missing one raises
     :class:`~sips_async.errors.FieldsMissingError` naming every missing field

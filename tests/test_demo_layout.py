@@ -127,8 +127,9 @@ def test_demo_fits_the_terminal_and_never_stacks(width: int) -> None:
     assert code == 0, raw
     assert "\x1b[" in raw  # it did redraw in place
     assert "all orders reached a final status".startswith(rows[-1].rstrip("~"))
-    # Header (3), one bar per stage, 3 extra lines, table (12), the verdict.
-    assert len(rows) == 3 + len(STAGES) + 3 + 12 + 1, "\n".join(rows)
+    # Header (3), the documented flow (a title and 8 steps), one bar per
+    # stage, 3 extra lines, table (12), the verdict.
+    assert len(rows) == 3 + 9 + len(STAGES) + 3 + 12 + 1, "\n".join(rows)
     delivered = next(r for r in rows if r.lstrip().startswith("Delivered"))
     assert delivered.endswith("12/12")
     if width >= 50:

@@ -444,6 +444,7 @@ async def test_demo_runs_on_a_sqlite_store(tmp_path: Path) -> None:
         await store.close()
     with contextlib.closing(sqlite3.connect(db)) as conn:
         sent = conn.execute("SELECT COUNT(*) FROM orders WHERE known = 1")
-        assert sent.fetchone()[0] == 5  # every order went through the store
+        # Every order went through the store (and the documented flow's one).
+        assert sent.fetchone()[0] == 5 + 1
         final = conn.execute("SELECT COUNT(*) FROM orders WHERE final_at IS NOT NULL")
-        assert final.fetchone()[0] == 5
+        assert final.fetchone()[0] == 5 + 1

@@ -21,6 +21,16 @@ EXPECTED = {
     "get_order.py": ["status: Placed", "unknown id: BAD_REQUEST_ERROR"],
     "embed_in_aiohttp_app.py": ["delivered via my own server:"],
     "listener_service.py": ["3 orders delivered"],
+    "checked_order.py": [
+        "customer DEMO001: valid=True",
+        "branch BRRIV, job account 78",
+        "price: $131.00 per SQ",
+        "check found: jobAccountNumber: 1 is SRS's placeholder",
+        "check found: orderLineItemDetails[0].option:",
+        "check found: orderLineItemDetails[0].uom: 'EACH' is not a unit",
+        "placed and acknowledged: OA Accepted",
+        "orders the sandbox dropped: 0",
+    ],
 }
 
 
