@@ -33,6 +33,7 @@ from .errors import (
     SipsStoreError,
     SipsTimeoutError,
     SipsValidationError,
+    WebhookVerificationError,
 )
 from .models import (
     ContactAddress,
@@ -84,6 +85,7 @@ __all__ = [
     "SubmitResult",
     "WebhookConfig",
     "WebhookReceiver",
+    "WebhookVerificationError",
     "__version__",
     "sign_headers",
 ]

@@ -50,6 +50,7 @@ EXTRAS = {
     "SipsRateLimitError",
     "SipsResponseError",
     "SipsStoreError",
+    "WebhookVerificationError",
 }
 
 

@@ -565,8 +565,8 @@ async def test_dropped_pending_order_is_released_to_the_bound(
 ) -> None:
     import gc
 
-    from sips_async._codec import decode_event
     from sips_async.webhooks import MemoryStore
+    from sips_async.webhooks._decode import decode_event
 
     tracker = Tracker(MemoryStore(max_unclaimed=1))
     pending = PendingOrder("gc-a", tracker=tracker, entry=tracker.entry("gc-a"))

@@ -1,14 +1,16 @@
-"""The webhook side: receiver, guards, tracker and store.
+"""The webhook side: guard -> decode -> tracker, and the receiver serving it.
 
 SRS posts order updates here; the tracker records them through a
 :class:`Store` and wakes the :class:`~sips_async.PendingOrder` waiting on
-each order.
+each order. Outside aiohttp, :func:`verify` checks a Standard Webhooks (or
+svix) signature and :meth:`WebhookReceiver.process` runs the whole path.
 """
 
 from __future__ import annotations
 
-from ._guard import SECRET_HEADER, sign_headers, verify_signature
-from ._receiver import WebhookReceiver
+from ..errors import WebhookVerificationError
+from ._guard import SECRET_HEADER, sign_headers, verify, verify_signature
+from ._receiver import WebhookAnswer, WebhookReceiver
 from ._store import MemoryStore, Store
 from ._tracker import Tracker, UpdateCallback
 
@@ -18,7 +20,10 @@ __all__ = [
     "Store",
     "Tracker",
     "UpdateCallback",
+    "WebhookAnswer",
     "WebhookReceiver",
+    "WebhookVerificationError",
     "sign_headers",
+    "verify",
     "verify_signature",
 ]
