@@ -352,6 +352,9 @@ class WebhookReceiver:
         if refusal is None:
             body = await self._read(request)
             if isinstance(body, Refusal):
+                # The rest of the body is not wanted: tell aiohttp not to
+                # read it after the answer (a broken body would raise there).
+                request.content.feed_eof()
                 refusal = body
             else:
                 answer = await self._process(body, headers)
@@ -445,6 +448,6 @@ class WebhookReceiver:
                     chunks.append(chunk)
         except TimeoutError:
             return _SLOW_BODY
-        except HttpProcessingError:
+        except (web.RequestPayloadError, HttpProcessingError):
             return _BAD_ENCODING
         return b"".join(chunks)

@@ -256,7 +256,7 @@ class QuietServerLog(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if not isinstance(exc, HttpProcessingError):
+        if not isinstance(exc, HttpProcessingError | web.RequestPayloadError):
             return True
         kind = type(exc).__name__
         now = self._clock()
@@ -269,7 +269,7 @@ class QuietServerLog(logging.Filter):
         record.msg = "webhook server: refused a malformed request (%s, HTTP %s)%s"
         record.args = (
             kind,
-            getattr(exc, "code", 400),
+            getattr(exc, "code", None) or 400,
             f"; {dropped} more of this kind not logged" if dropped else "",
         )
         # aiohttp logs these at ERROR (DEBUG for a first bad method): a
