@@ -21,6 +21,8 @@ EXPECTED = {
     "get_order.py": ["status: Placed", "unknown id: BAD_REQUEST_ERROR"],
     "embed_in_aiohttp_app.py": ["delivered via my own server:"],
     "listener_service.py": ["3 orders delivered"],
+    # a real uvicorn server on 127.0.0.1, port picked by the OS
+    "starlette_app.py": ["delivered via Starlette:"],
 }
 
 
