@@ -28,6 +28,7 @@ from sips_async import (
     WebhookVerificationError,
     sign_headers,
 )
+from sips_async.sandbox import SandboxConfig
 from sips_async.webhooks import verify
 from sips_async.webhooks._guard import signing_key
 
@@ -123,6 +124,8 @@ def test_a_secret_that_is_not_base64_is_a_config_error(secret: str) -> None:
         WebhookConfig(signing_secrets=(secret,))
     with pytest.raises(SipsConfigError):
         sign_headers(secret, BODY)
+    with pytest.raises(SipsConfigError):
+        SandboxConfig(signing_secret=secret)
 
 
 # -- their signatures, our receiver ------------------------------------------------
