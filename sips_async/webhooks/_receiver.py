@@ -437,11 +437,18 @@ class WebhookReceiver:
         # compressed): the cap holds on the decoded bytes, wherever the
         # receiver is mounted (a parent app's client_max_size is not ours).
         cap = self._cfg.max_body_size
-        chunks: list[bytes] = []
-        total = 0
+        content = request.content
         try:
+            # Usually the whole (small) body is in already: no timer, no loop.
+            first = content.read_nowait(_READ_SIZE)
+            if len(first) > cap:
+                return _TOO_LARGE
+            if content.at_eof():
+                return first
+            chunks = [first]
+            total = len(first)
             async with asyncio.timeout(self._cfg.body_timeout):
-                async for chunk in request.content.iter_chunked(_READ_SIZE):
+                async for chunk in content.iter_chunked(_READ_SIZE):
                     total += len(chunk)
                     if total > cap:
                         return _TOO_LARGE

@@ -51,7 +51,7 @@ def default_max_connections() -> int:
 class _Connection(asyncio.Protocol):
     """Wraps aiohttp's protocol for one connection; tracks its phase."""
 
-    __slots__ = ("_inner", "_pool", "phase", "since", "timer", "transport")
+    __slots__ = ("_inner", "_pool", "phase", "since", "transport")
 
     def __init__(self, inner: asyncio.Protocol, pool: ConnectionPool) -> None:
         self._inner: asyncio.Protocol | None = inner
@@ -59,7 +59,6 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.BaseTransport | None = None
         self.phase = _IDLE
         self.since = 0.0
-        self.timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -96,7 +95,12 @@ class _Connection(asyncio.Protocol):
 
 
 class ConnectionPool:
-    """The open connections of one listening receiver, and their deadlines."""
+    """The open connections of one listening receiver, and their deadlines.
+
+    Deadlines are checked by one sweep timer per pool, running only while
+    connections are open (every quarter of the shortest timeout, at most
+    every second): a request costs a few attribute writes, no timer.
+    """
 
     __slots__ = (
         "_by_transport",
@@ -104,6 +108,8 @@ class ConnectionPool:
         "_keepalive_timeout",
         "_loop",
         "_max",
+        "_period",
+        "_sweeper",
         "evicted",
         "refused",
         "timed_out",
@@ -120,6 +126,8 @@ class ConnectionPool:
         self._max = max_connections
         self._header_timeout = header_timeout
         self._keepalive_timeout = keepalive_timeout
+        self._period = min(1.0, header_timeout / 4, keepalive_timeout / 4)
+        self._sweeper: asyncio.TimerHandle | None = None
         self._by_transport: dict[asyncio.BaseTransport, _Connection] = {}
         #: Connections closed to make room, refused at the cap, timed out.
         self.evicted = 0
@@ -149,56 +157,57 @@ class ConnectionPool:
             self._close(victim)
         assert conn.transport is not None
         self._by_transport[conn.transport] = conn
-        self._set(conn, _IDLE, self._keepalive_timeout)
+        conn.phase, conn.since = _IDLE, self._loop.time()
+        if self._sweeper is None:
+            self._sweeper = self._loop.call_later(self._period, self._sweep)
         return True
 
     def receiving(self, conn: _Connection) -> None:
         """First bytes of a request: the headers must be complete in time."""
-        self._set(conn, _HEAD, self._header_timeout)
+        conn.phase, conn.since = _HEAD, self._loop.time()
 
     def busy(self, transport: asyncio.BaseTransport | None) -> bool:
         """A request's headers are in: no deadline here (the body has its own)."""
         conn = self._by_transport.get(transport) if transport is not None else None
         if conn is None:
             return False
-        self._set(conn, _BUSY, None)
+        conn.phase = _BUSY
         return True
 
     def idle(self, transport: asyncio.BaseTransport | None) -> None:
         """A request is answered: the connection may wait for the next one."""
         conn = self._by_transport.get(transport) if transport is not None else None
         if conn is not None:
-            self._set(conn, _IDLE, self._keepalive_timeout)
+            conn.phase, conn.since = _IDLE, self._loop.time()
 
     def remove(self, conn: _Connection) -> None:
-        if conn.timer is not None:
-            conn.timer.cancel()
-            conn.timer = None
         if conn.transport is not None and (
             self._by_transport.get(conn.transport) is conn
         ):
             del self._by_transport[conn.transport]
 
     def close_all(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
         for conn in list(self._by_transport.values()):
             self._close(conn)
 
-    def _set(self, conn: _Connection, phase: int, timeout: float | None) -> None:
-        conn.phase = phase
-        conn.since = self._loop.time()
-        if conn.timer is not None:
-            conn.timer.cancel()
-        conn.timer = (
-            None
-            if timeout is None
-            else self._loop.call_at(conn.since + timeout, self._expire, conn)
+    def _sweep(self) -> None:
+        now = self._loop.time()
+        head_before = now - self._header_timeout
+        idle_before = now - self._keepalive_timeout
+        for conn in list(self._by_transport.values()):
+            if (conn.phase == _HEAD and conn.since <= head_before) or (
+                conn.phase == _IDLE and conn.since <= idle_before
+            ):
+                self.timed_out += 1
+                self._close(conn)
+        self._sweeper = (
+            self._loop.call_later(self._period, self._sweep)
+            if self._by_transport
+            else None
         )
-
-    def _expire(self, conn: _Connection) -> None:
-        conn.timer = None
-        if conn.phase != _BUSY:
-            self.timed_out += 1
-            self._close(conn)
 
     def _close(self, conn: _Connection) -> None:
         self.remove(conn)
