@@ -17,7 +17,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 from yarl import URL
 
-from sips_async import WebhookConfig, WebhookReceiver
+from sips_async import OrderUpdate, WebhookConfig, WebhookReceiver
+from sips_async.webhooks import MemoryStore
 
 from .factories import HOOK_SECRET, event_body
 
@@ -161,3 +162,39 @@ async def test_at_the_cap_the_oldest_stuck_connection_makes_room() -> None:
         assert await _closed_by_server(first_reader) == b""
         first.close()
         second.close()
+
+
+class HoldingStore(MemoryStore):
+    """A store whose append waits until ``unblock`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.entered = asyncio.Event()
+        self.unblock = asyncio.Event()
+
+    async def append(self, key: str, update: OrderUpdate) -> bool:
+        self.entered.set()
+        await self.unblock.wait()
+        return await super().append(key, update)
+
+
+async def test_stop_lets_a_request_in_flight_finish_and_closes_idle_ones() -> None:
+    store = HoldingStore()
+    receiver = WebhookReceiver(WebhookConfig(secret=HOOK_SECRET), store=store)
+    url = await receiver.start()
+    target = URL(url)
+    assert target.host is not None and target.port is not None
+    idle_reader, idle = await asyncio.open_connection(target.host, target.port)
+    async with aiohttp.ClientSession() as session:
+        headers = {"Content-Type": "application/json"}
+        posting = asyncio.create_task(session.post(url, data=BODY, headers=headers))
+        await store.entered.wait()  # the handler is inside the store
+        stopping = asyncio.create_task(receiver.stop())
+        assert await _closed_by_server(idle_reader) == b""  # idle: closed at once
+        assert not posting.done()
+        store.unblock.set()
+        async with await posting as resp:
+            assert resp.status == 200
+        await stopping
+    idle.close()
+    await receiver.aclose()

@@ -186,12 +186,17 @@ class ConnectionPool:
         ):
             del self._by_transport[conn.transport]
 
-    def close_all(self) -> None:
+    def close_waiting(self) -> None:
+        """On shutdown: close every connection not busy with a request.
+
+        Requests in flight are left to aiohttp's graceful shutdown.
+        """
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
         for conn in list(self._by_transport.values()):
-            self._close(conn)
+            if conn.phase != _BUSY:
+                self._close(conn)
 
     def _sweep(self) -> None:
         now = self._loop.time()
@@ -241,7 +246,7 @@ class GuardedSite(web.BaseSite):
 
     async def stop(self) -> None:
         await super().stop()
-        self._pool.close_all()
+        self._pool.close_waiting()
 
 
 class QuietServerLog(logging.Filter):
