@@ -477,3 +477,48 @@ async def test_good_deflate_body_is_accepted() -> None:
         status, _, _ = await raw_http(host, port, _request(path, headers, packed))
     assert status == 200
     assert receiver.tracker.received == 1
+
+
+def test_guard_check_returns_the_first_refusal_in_order() -> None:
+    from sips_async import sign_headers
+    from sips_async.webhooks._guard import Guard, Refusal
+
+    key = "whsec_" + "a2V5LWZvci10aGUtZ3VhcmQtdGVzdA=="
+    now = 1_800_000_000
+    config = WebhookConfig(
+        secret=HOOK_SECRET,
+        signing_secrets=(key,),
+        allowed_ips=("10.0.0.0/8",),
+        max_body_size=1000,
+    )
+    guard = Guard(config)
+    good = {**sign_headers(key, BODY, timestamp=now), SECRET_HEADER: HOOK_SECRET}
+
+    def check(
+        body: bytes = BODY,
+        headers: dict[str, str] = good,
+        peer: str = "10.0.0.1",
+        token: str | None = None,
+    ) -> Refusal | None:
+        return guard.check(body, headers, peer=peer, token=token, now=now)
+
+    assert check() is None
+    assert check(token=HOOK_SECRET) is None
+    # address first, even with everything else wrong
+    assert check(b"x" * 2000, {}, peer="8.8.8.8") == (403, "address not allowed")
+    assert check(headers={**good, SECRET_HEADER: "w" * 20}) == (
+        401,
+        "missing or wrong secret",
+    )
+    assert check(token="t" * 20) == (401, "missing or wrong secret")
+    assert check(b" " * 1001) == (413, "body too large")
+    assert check(headers={**good, "Content-Type": "text/plain"}) == (
+        415,
+        "body must be application/json",
+    )
+    assert check(BODY + b" ") == (401, "no valid signature")
+    unsigned = WebhookConfig(allowed_ips=("10.0.0.0/8",))
+    assert Guard(unsigned).check(BODY, {}, peer="10.0.0.1", token="x", now=now) == (
+        404,
+        "not found",
+    )

@@ -275,14 +275,26 @@ def ip_allowed(address: str | None, allowed: Sequence[_Network]) -> bool:
 
 
 _NOT_ALLOWED: Final = Refusal(403, "address not allowed")
+TOO_LARGE: Final = Refusal(413, "body too large")
+NOT_JSON: Final = Refusal(415, "body must be application/json")
 _BAD_SECRET: Final = Refusal(401, "missing or wrong secret")
 _NOT_FOUND: Final = Refusal(404, "not found")
+
+
+def _not_json(headers: Mapping[str, str]) -> bool:
+    # SRS's content type is not documented: none at all is let through (the
+    # body must still decode as JSON), a non-JSON one is refused.
+    values = header_lines(headers, "Content-Type")
+    if not values:
+        return False
+    ctype = values[0].split(";", 1)[0].strip().lower()
+    return ctype != "application/json" and not ctype.endswith("+json")
 
 
 class Guard:
     """The guard of one receiver, built once from its config."""
 
-    __slots__ = ("_allowed", "_keys", "_secret", "_tolerance", "_trusted")
+    __slots__ = ("_allowed", "_keys", "_max_body", "_secret", "_tolerance", "_trusted")
 
     def __init__(self, config: WebhookConfig) -> None:
         self._allowed = parse_networks(config.allowed_ips)
@@ -290,6 +302,7 @@ class Guard:
         self._secret = config.secret
         self._keys = tuple(signing_key(s) for s in config.signing_secrets)
         self._tolerance = config.tolerance
+        self._max_body = config.max_body_size
 
     def __repr__(self) -> str:
         return (
@@ -298,9 +311,15 @@ class Guard:
         )
 
     def check_request(
-        self, headers: Mapping[str, str], *, peer: str | None, token: str | None
+        self,
+        headers: Mapping[str, str],
+        *,
+        peer: str | None,
+        token: str | None,
+        length: int | None,
     ) -> Refusal | None:
-        """What can be checked before the body is read: address, then secret."""
+        """What is known before the body is read, in order: address, secret,
+        size (``length``: the body's, or ``Content-Length``), content type."""
         if self._allowed:
             forwarded = ", ".join(header_lines(headers, "X-Forwarded-For"))
             address = client_ip(peer, forwarded or None, self._trusted)
@@ -312,6 +331,10 @@ class Guard:
                 return _BAD_SECRET
         elif token is not None:
             return _NOT_FOUND
+        if length is not None and length > self._max_body:
+            return TOO_LARGE
+        if _not_json(headers):
+            return NOT_JSON
         return None
 
     def check_body(
@@ -334,7 +357,7 @@ class Guard:
         token: str | None,
         now: float,
     ) -> Refusal | None:
-        """Every guard in order; the first refusal, or ``None`` to let it in."""
-        return self.check_request(headers, peer=peer, token=token) or self.check_body(
-            body, headers, now=now
-        )
+        """Every check in order; the first refusal, or ``None`` to let it in."""
+        return self.check_request(
+            headers, peer=peer, token=token, length=len(body)
+        ) or self.check_body(body, headers, now=now)

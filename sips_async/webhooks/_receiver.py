@@ -23,7 +23,7 @@ from .._codec import encode
 from .._config import WebhookConfig
 from ..errors import SipsConfigError, SipsStoreError
 from ._decode import EventDecodeError, decode_event
-from ._guard import Guard, Refusal, header_lines
+from ._guard import TOO_LARGE, Guard, Refusal
 from ._server import (
     ConnectionPool,
     GuardedSite,
@@ -45,8 +45,6 @@ _JSON: Final = "application/json"
 _READ_SIZE: Final = 16 * 1024
 _ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::"})
 
-_TOO_LARGE: Final = Refusal(413, "body too large")
-_NOT_JSON: Final = Refusal(415, "body must be application/json")
 _SLOW_BODY: Final = Refusal(408, "body not received in time")
 _BAD_ENCODING: Final = Refusal(
     400, "body could not be read (framing or Content-Encoding)"
@@ -68,16 +66,6 @@ class WebhookAnswer(NamedTuple):
 
 def _answer(status: int, reason: str) -> WebhookAnswer:
     return WebhookAnswer(status, encode({"ok": False, "error": reason}))
-
-
-def _json_type_refused(headers: Mapping[str, str]) -> bool:
-    # SRS's content type is not documented: none at all is let through (the
-    # body must still decode as JSON), a non-JSON one is refused.
-    values = header_lines(headers, "Content-Type")
-    if not values:
-        return False
-    ctype = values[0].split(";", 1)[0].strip().lower()
-    return ctype != _JSON and not ctype.endswith("+json")
 
 
 class WebhookReceiver:
@@ -347,8 +335,8 @@ class WebhookReceiver:
         token = request.match_info.get("token")
         headers = request.headers
         refusal = self._guard.check_request(
-            headers, peer=request.remote, token=token
-        ) or self._check_headers(headers, request.content_length)
+            headers, peer=request.remote, token=token, length=request.content_length
+        )
         if refusal is None:
             body = await self._read(request)
             if isinstance(body, Refusal):
@@ -382,18 +370,22 @@ class WebhookReceiver:
         Returns:
             the status and JSON body to answer (``application/json``).
         """
-        refusal = self._guard.check_request(
-            headers, peer=peer, token=token
-        ) or self._check_headers(headers, len(body))
+        refusal = self._guard.check(
+            body, headers, peer=peer, token=token, now=self._clock()
+        )
         if refusal is not None:
             return self._refuse(refusal)
-        return await self._process(body, headers)
+        return await self._record(body)
 
     async def _process(self, body: bytes, headers: Mapping[str, str]) -> WebhookAnswer:
-        # The request-level guards ran already: signature, decode, record.
+        # The request-level checks ran before the body was read.
         refusal = self._guard.check_body(body, headers, now=self._clock())
         if refusal is not None:
             return self._refuse(refusal)
+        return await self._record(body)
+
+    async def _record(self, body: bytes) -> WebhookAnswer:
+        # The guard let it in: decode -> tracker.
         try:
             update = decode_event(body)
         except EventDecodeError as exc:
@@ -410,15 +402,6 @@ class WebhookReceiver:
             )
             return _answer(503, "update not stored; deliver it again")
         return WebhookAnswer(200, _OK if new else _DUPLICATE)
-
-    def _check_headers(
-        self, headers: Mapping[str, str], length: int | None
-    ) -> Refusal | None:
-        if length is not None and length > self._cfg.max_body_size:
-            return _TOO_LARGE
-        if _json_type_refused(headers):
-            return _NOT_JSON
-        return None
 
     @staticmethod
     def _refuse(refusal: Refusal) -> WebhookAnswer:
@@ -442,7 +425,7 @@ class WebhookReceiver:
             # Usually the whole (small) body is in already: no timer, no loop.
             first = content.read_nowait(_READ_SIZE)
             if len(first) > cap:
-                return _TOO_LARGE
+                return TOO_LARGE
             if content.at_eof():
                 return first
             chunks = [first]
@@ -451,7 +434,7 @@ class WebhookReceiver:
                 async for chunk in content.iter_chunked(_READ_SIZE):
                     total += len(chunk)
                     if total > cap:
-                        return _TOO_LARGE
+                        return TOO_LARGE
                     chunks.append(chunk)
         except TimeoutError:
             return _SLOW_BODY
