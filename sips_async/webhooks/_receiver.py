@@ -49,7 +49,8 @@ _SLOW_BODY: Final = Refusal(408, "body not received in time")
 _BAD_ENCODING: Final = Refusal(
     400, "body could not be read (framing or Content-Encoding)"
 )
-#: Refusals after which the rest of the body may still be on the socket.
+#: Refusals before or while reading, after which the rest of the body may
+#: still be on the socket: answered, then the connection is closed.
 _CLOSE_AFTER: Final = frozenset({400, 408, 413})
 
 
@@ -339,14 +340,15 @@ class WebhookReceiver:
         )
         if refusal is None:
             body = await self._read(request)
-            if isinstance(body, Refusal):
-                # The rest of the body is not wanted: tell aiohttp not to
-                # read it after the answer (a broken body would raise there).
-                request.content.feed_eof()
-                refusal = body
-            else:
-                answer = await self._process(body, headers)
-                return self._response(answer)
+            if not isinstance(body, Refusal):
+                return self._response(await self._process(body, headers))
+            refusal = body
+        if refusal.status in _CLOSE_AFTER:
+            # The rest of the body is not wanted: tell aiohttp not to read
+            # it after the answer (a broken body would raise there), and
+            # close the connection.
+            request.content.feed_eof()
+            return self._response(self._refuse(refusal), close=True)
         return self._response(self._refuse(refusal))
 
     async def process(
@@ -409,10 +411,10 @@ class WebhookReceiver:
         return _answer(refusal.status, refusal.reason)
 
     @staticmethod
-    def _response(answer: WebhookAnswer) -> web.Response:
+    def _response(answer: WebhookAnswer, *, close: bool = False) -> web.Response:
         resp = web.Response(status=answer.status, body=answer.body, content_type=_JSON)
-        if answer.status in _CLOSE_AFTER:
-            resp.force_close()  # the body may be unread; do not reuse the socket
+        if close:
+            resp.force_close()
         return resp
 
     async def _read(self, request: web.Request) -> bytes | Refusal:
