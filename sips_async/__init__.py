@@ -34,6 +34,7 @@ from .errors import (
     SipsStoreError,
     SipsTimeoutError,
     SipsValidationError,
+    WebhookVerificationError,
 )
 from .models import (
     ContactAddress,
@@ -90,6 +91,7 @@ __all__ = [
     "SubmitResult",
     "WebhookConfig",
     "WebhookReceiver",
+    "WebhookVerificationError",
     "__version__",
     "sign_headers",
 ]

@@ -1,4 +1,4 @@
-"""Encoding and decoding: orders out, answers and webhook bodies in.
+"""Encoding and decoding: orders out, answers in (webhook bodies: webhooks/_decode).
 
 Encoders and decoders are module-level singletons (msgspec's advice). Error
 bodies are parsed leniently because SRS documents no error shape: the seed's
@@ -33,12 +33,9 @@ from .models import (
     REQUIRED_LINE_FIELDS,
     LineItem,
     OrderRequest,
-    OrderStatus,
-    OrderUpdate,
     SalesOrder,
     SubmitResult,
     TokenResponse,
-    WebhookEvent,
 )
 
 KNOWN_CODES: Final = (
@@ -50,7 +47,6 @@ KNOWN_CODES: Final = (
 _encoder: Final = msgspec.json.Encoder()
 _order_decoder: Final = msgspec.json.Decoder(OrderRequest)
 _token_decoder: Final = msgspec.json.Decoder(TokenResponse)
-_event_decoder: Final = msgspec.json.Decoder(WebhookEvent)
 _any_decoder: Final = msgspec.json.Decoder()
 
 
@@ -515,62 +511,6 @@ def error_from_response(
     else:
         cls = SipsAPIError
     return cls(text, **kwargs)
-
-
-# --------------------------------------------------------------------------
-# Webhook bodies
-# --------------------------------------------------------------------------
-
-
-class EventDecodeError(ValueError):
-    """A webhook body that is not an SRS event (answered with 400)."""
-
-
-def parse_event_time(text: str | None) -> dt.datetime | None:
-    """Parse ``eventDateTime``; naive values are taken as UTC; junk is None."""
-    if not text:
-        return None
-    try:
-        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
-
-
-def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> OrderUpdate:
-    """Decode and normalize one webhook body into an :class:`OrderUpdate`.
-
-    Raises:
-        EventDecodeError: not JSON, not an object, wrong field types, or no
-            ``eventType``/``eventId``.
-    """
-    try:
-        event = _event_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise EventDecodeError(f"not an SRS event: {exc}") from None
-    except msgspec.DecodeError:
-        raise EventDecodeError("body is not valid JSON") from None
-    except RecursionError:  # msgspec's nesting limit
-        raise EventDecodeError("body is nested too deeply") from None
-    event_type = _text(event.event_type)
-    event_id = _text(event.event_id)
-    if event_type is None or event_id is None:
-        raise EventDecodeError("eventType and eventId are required")
-    status_text = _text(event.event_status)
-    return OrderUpdate(
-        event_id=event_id,
-        event_type=event_type.upper(),
-        event_status=status_text,
-        status=OrderStatus.parse(status_text),
-        transaction_id=_text(event.subscriber_reference_num3),
-        order_id=_text(event.subscriber_reference_num2),
-        po_number=_text(event.subscriber_reference_num),
-        occurred_at=parse_event_time(event.event_date_time),
-        received_at=received_at or dt.datetime.now(dt.UTC),
-        error_code=_text(event.error_code),
-        error_message=_text(event.error_message),
-        raw=body,
-    )
 
 
 def encode(value: object) -> bytes:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Final, Literal
 
@@ -23,6 +25,8 @@ DEFAULT_SUBMIT_TIMEOUT: Final = 60.0
 DEFAULT_CONNECT_TIMEOUT: Final = 10.0
 DEFAULT_MAX_CONNECTIONS: Final = 100
 DEFAULT_MAX_BODY: Final = 64 * 1024
+#: RFC 3986 "unreserved": what a URL path segment carries unescaped.
+_URL_SAFE: Final = re.compile(r"[A-Za-z0-9._~-]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -128,10 +132,13 @@ class WebhookConfig:
       URL) or in an ``X-SIPS-Webhook-Secret`` header; compared in constant
       time.
     * ``signing_secrets``: HMAC-SHA256 keys in the Standard Webhooks scheme
-      (``webhook-id``/``webhook-timestamp``/``webhook-signature``), several
-      for rotation; for relays and the sandbox.
+      (``webhook-id``/``webhook-timestamp``/``webhook-signature``, or the
+      ``svix-*`` spellings), several for rotation; for relays and the
+      sandbox. Each is base64, ``whsec_`` prefix and padding optional,
+      decoded exactly as the ``standardwebhooks`` and ``svix`` libraries do.
     * ``allowed_ips``: networks allowed to post. ``trusted_proxies`` are the
-      proxies whose ``X-Forwarded-For`` is believed.
+      proxies whose ``X-Forwarded-For`` is believed. A list that admits
+      everyone (``0.0.0.0/0``, ``::/0``) is no guard, and is logged at WARNING.
 
     Attributes:
         host: interface to bind.
@@ -139,11 +146,25 @@ class WebhookConfig:
         path: URL path SRS posts to.
         public_url: the URL SRS reaches this receiver at, when it differs
             from the bound address (behind a proxy or tunnel).
-        max_body_size: bodies larger than this are refused with 413 unread.
+        max_body_size: bodies larger than this (after decompression) are
+            refused with 413; a larger ``Content-Length`` is refused unread.
         tolerance: seconds a signed timestamp may differ from now.
         max_unclaimed: orders this SDK never sent or tracked whose updates
             the default in-memory store keeps (oldest dropped first, with a
             WARNING); a store passed in has its own ``max_unknown``.
+        header_timeout: seconds a connection has, once it starts a request,
+            to send the request line and headers; then it is closed.
+        body_timeout: seconds to receive the whole body (408 after).
+        keepalive_timeout: seconds an idle connection is kept open.
+        max_connections: connections served at once; at the cap, the
+            connection idle or stuck in its headers the longest is closed to
+            make room (a new one is refused only when every connection is
+            busy). ``None``: half the process's file-descriptor limit, at
+            most 1024.
+
+    The three timeouts and the cap hold when the receiver listens itself
+    (``start()``, ``SipsClient``, ``sips-async listen``); mounted in your
+    own aiohttp app, your server's settings apply, except ``body_timeout``.
     """
 
     host: str = "127.0.0.1"
@@ -158,21 +179,41 @@ class WebhookConfig:
     public_url: str | None = None
     max_unclaimed: int = 10_000
     insecure: bool = False
+    header_timeout: float = 10.0
+    body_timeout: float = 10.0
+    keepalive_timeout: float = 15.0
+    max_connections: int | None = None
 
     def __post_init__(self) -> None:
         if not self.path.startswith("/"):
             raise SipsConfigError("webhook path must start with '/'")
         if not 0 <= self.port <= 65535:
             raise SipsConfigError("webhook port must be 0..65535")
-        if self.secret is not None and (len(self.secret) < 16 or "/" in self.secret):
+        if self.secret is not None and (
+            len(self.secret) < 16 or not _URL_SAFE.fullmatch(self.secret)
+        ):
+            # It travels as a URL path segment: '%', '?', '#', '/' or a space
+            # would never arrive as written, and every post would be 401.
             raise SipsConfigError(
-                "webhook secret must be at least 16 characters and contain no '/'"
+                "webhook secret must be at least 16 characters of letters, "
+                "digits, '-', '.', '_' or '~' (it is a URL path segment; "
+                "secrets.token_urlsafe(24) makes one)"
             )
         if isinstance(self.signing_secrets, str):  # type: ignore[unreachable]
             raise SipsConfigError("signing_secrets takes a sequence of secrets")
         object.__setattr__(self, "signing_secrets", tuple(self.signing_secrets))
         if any(not s for s in self.signing_secrets):
             raise SipsConfigError("signing secrets must be non-empty")
+        from .webhooks._guard import signing_key
+
+        for secret in self.signing_secrets:
+            signing_key(secret)  # raises SipsConfigError, never echoing it
+        for name in ("header_timeout", "body_timeout", "keepalive_timeout"):
+            value = getattr(self, name)
+            if not (value > 0 and math.isfinite(value)):
+                raise SipsConfigError(f"{name} must be a positive number of seconds")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise SipsConfigError("max_connections must be at least 1 (or None)")
         if self.max_body_size < 1 or self.max_unclaimed < 0 or self.tolerance <= 0:
             raise SipsConfigError("max_body_size, max_unclaimed, tolerance invalid")
         for name in ("allowed_ips", "trusted_proxies"):
@@ -185,6 +226,18 @@ class WebhookConfig:
             object.__setattr__(self, name, value)
 
     @property
+    def admits_everyone(self) -> bool:
+        """Whether ``allowed_ips`` holds a network of every address (``/0``)."""
+        return any(
+            ipaddress.ip_network(net, strict=False).prefixlen == 0
+            for net in self.allowed_ips
+        )
+
+    @property
     def guarded(self) -> bool:
-        """Whether any guard is configured."""
-        return bool(self.secret or self.signing_secrets or self.allowed_ips)
+        """Whether any guard is configured (an allow-everyone list is none)."""
+        return bool(
+            self.secret
+            or self.signing_secrets
+            or (self.allowed_ips and not self.admits_everyone)
+        )

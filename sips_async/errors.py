@@ -18,6 +18,7 @@ Everything derives from :class:`SipsError`::
     │   └── SipsTimeoutError (TimeoutError)     no answer in time
     ├── SipsResponseError                       an answer we cannot read
     ├── SipsStoreError                          the order store failed (I/O)
+    ├── WebhookVerificationError                a webhook signature did not verify
     ├── OrderRejectedError                      SRS rejected a queued order (webhook)
     └── OrderWaitTimeout (TimeoutError)         a wait() deadline passed
 
@@ -50,6 +51,7 @@ __all__ = [
     "SipsStoreError",
     "SipsTimeoutError",
     "SipsValidationError",
+    "WebhookVerificationError",
 ]
 
 
@@ -279,6 +281,20 @@ class SipsStoreError(SipsError):
     The webhook receiver answers 503 for an update it could not store, so
     SRS delivers it again; ``enqueue`` raises it before anything is sent.
     """
+
+
+class WebhookVerificationError(SipsError):
+    """Raised by :func:`sips_async.webhooks.verify` for a post that is not signed.
+
+    Like svix's ``Webhook.verify``: missing signature headers, a timestamp
+    outside the tolerance, or no signature matching any secret. ``reason``
+    is the short text the receiver answers with (401); it never holds a
+    secret or a signature.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 class OrderRejectedError(SipsError):

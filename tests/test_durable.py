@@ -30,9 +30,9 @@ from sips_async import (
     WebhookConfig,
     WebhookReceiver,
 )
-from sips_async._codec import decode_event
 from sips_async.stores import OrderState, Recorded, SqliteStore, open_store
 from sips_async.stores._sqlite import SCHEMA_VERSION
+from sips_async.webhooks._decode import decode_event
 from tests._fake_sips import FakeSips, post
 from tests._mock import ENQUEUE_URL, mock_token
 from tests.factories import (

@@ -31,6 +31,8 @@ EXPECTED = {
         "placed and acknowledged: OA Accepted",
         "orders the sandbox dropped: 0",
     ],
+    # a real uvicorn server on 127.0.0.1, port picked by the OS
+    "starlette_app.py": ["delivered via Starlette:"],
 }
 
 

@@ -53,6 +53,7 @@ EXTRAS = {
     "SipsRateLimitError",
     "SipsResponseError",
     "SipsStoreError",
+    "WebhookVerificationError",
 }
 
 

@@ -565,8 +565,8 @@ async def test_a_tracked_order_is_kept_after_its_handle_is_gone(
 ) -> None:
     import gc
 
-    from sips_async._codec import decode_event
     from sips_async.webhooks import MemoryStore
+    from sips_async.webhooks._decode import decode_event
 
     # No lease to release: the store keeps what was tracked until it is final,
     # whether or not a PendingOrder is still alive in this process.

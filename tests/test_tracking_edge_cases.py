@@ -18,9 +18,9 @@ from sips_async import (
     WebhookConfig,
     WebhookReceiver,
 )
-from sips_async._codec import decode_event
 from sips_async.stores import EVERYTHING, Change
 from sips_async.webhooks import Tracker
+from sips_async.webhooks._decode import decode_event
 
 from ._fake_sips import FakeSips, post
 from .factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET, event_body, make_order

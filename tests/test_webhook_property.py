@@ -34,7 +34,7 @@ from .factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET
 #: class of input -> status -> count, over the whole module run.
 STATS: Final[defaultdict[str, Counter[int]]] = defaultdict(Counter)
 
-SIGNING_KEY: Final = "property-signing-key-0123456789"
+SIGNING_KEY: Final = "whsec_cHJvcGVydHktc2lnbmluZy1rZXktMDEyMzQ1Njc4OQ=="
 #: "#" is outside every generated alphabet, so no input can name this order.
 UNREACHABLE: Final = "#unreachable#order#"
 #: Orders the generators do name; every update routed to them must carry them.

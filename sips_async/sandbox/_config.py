@@ -126,3 +126,7 @@ class SandboxConfig:
         for name in ("webhook_secret", "signing_secret"):
             if getattr(self, name) == "":
                 raise SipsConfigError(f"{name} must be None or non-empty")
+        if self.signing_secret is not None:
+            from ..webhooks._guard import signing_key
+
+            signing_key(self.signing_secret)  # base64, as the receiver decodes it

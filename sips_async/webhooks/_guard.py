@@ -1,11 +1,17 @@
-"""Request guards for the webhook receiver (SRS signs nothing).
+"""Guard stage of the webhook path (SRS signs nothing): who may post.
 
 * a shared secret, as the last path segment or an ``X-SIPS-Webhook-Secret``
   header, compared in constant time;
-* HMAC-SHA256 signatures in the Standard Webhooks scheme, several secrets
-  accepted for rotation, with a timestamp tolerance checked both ways;
+* HMAC-SHA256 signatures in the Standard Webhooks scheme (``webhook-*`` or
+  ``svix-*`` headers), several secrets accepted for rotation, with a
+  timestamp tolerance checked both ways; secrets are decoded exactly as the
+  ``standardwebhooks`` and ``svix`` libraries decode them;
 * an IP allow-list that believes ``X-Forwarded-For`` only from trusted
-  proxies.
+  proxies (every header line, in order).
+
+:class:`Guard` is built once from a :class:`~sips_async.WebhookConfig`; its
+``check_*`` methods return a :class:`Refusal` (status and reason) or ``None``.
+The data path reads guard -> decode -> tracker.
 """
 
 from __future__ import annotations
@@ -14,23 +20,43 @@ import base64
 import hashlib
 import hmac
 import ipaddress
+import re
 import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Final
+from typing import TYPE_CHECKING, Final, NamedTuple
+
+from ..errors import SipsConfigError, WebhookVerificationError
+
+if TYPE_CHECKING:
+    from .._config import WebhookConfig
 
 __all__ = [
     "SECRET_HEADER",
+    "Guard",
+    "Refusal",
     "client_ip",
+    "header_lines",
     "ip_allowed",
     "secret_matches",
     "sign_headers",
+    "signing_key",
+    "verify",
     "verify_signature",
 ]
 
 SECRET_HEADER: Final = "X-SIPS-Webhook-Secret"
+_PREFIX: Final = "whsec_"
+_BASE64: Final = re.compile(r"[A-Za-z0-9+/]+")
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class Refusal(NamedTuple):
+    """Why a request is refused: the HTTP status to answer and a short reason."""
+
+    status: int
+    reason: str
 
 
 def secret_matches(provided: str | None, secret: str) -> bool:
@@ -45,14 +71,25 @@ def _bytes(text: str) -> bytes:
     return text.encode("utf-8", "surrogateescape")
 
 
-def _key(secret: str) -> bytes:
-    # Standard Webhooks secrets are "whsec_" + base64; others are used as is.
-    if secret.startswith("whsec_"):
-        try:
-            return base64.b64decode(secret[6:], validate=True)
-        except ValueError:
-            pass
-    return secret.encode()
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret, decoded as svix decodes it.
+
+    ``whsec_`` prefix optional, ``=`` padding optional, standard base64
+    alphabet. The result equals ``standardwebhooks.Webhook(secret)``'s key for
+    every secret accepted here; anything else (a character outside the
+    alphabet, which those libraries silently drop, or an impossible length)
+    raises :class:`~sips_async.SipsConfigError` instead of signing with a key
+    the other side would not derive.
+    """
+    text = secret.removeprefix(_PREFIX)
+    data = text.rstrip("=")
+    if not _BASE64.fullmatch(data) or len(data) % 4 == 1:
+        raise SipsConfigError(
+            "a signing secret must be base64 (standard alphabet, optionally "
+            "prefixed 'whsec_', padding optional), as svix and Standard Webhooks "
+            "print them"
+        )
+    return base64.b64decode(data + "=" * (-len(data) % 4))
 
 
 def _signature(key: bytes, msg_id: str, timestamp: str, body: bytes) -> str:
@@ -73,10 +110,13 @@ def sign_headers(
 
         headers = sign_headers("whsec_...", body)
         await session.post(url, data=body, headers=headers)
+
+    Raises:
+        SipsConfigError: ``secret`` is not a Standard Webhooks secret.
     """
     msg_id = msg_id or f"msg_{uuid.uuid4().hex}"
     stamp = str(int(time.time()) if timestamp is None else timestamp)
-    sig = _signature(_key(secret), msg_id, stamp, body)
+    sig = _signature(signing_key(secret), msg_id, stamp, body)
     return {
         "webhook-id": msg_id,
         "webhook-timestamp": stamp,
@@ -85,18 +125,42 @@ def sign_headers(
     }
 
 
-def verify_signature(
-    secrets: Sequence[str],
+def header_lines(headers: Mapping[str, str], name: str) -> list[str]:
+    """Every value of header ``name``, in order, from any headers mapping.
+
+    Works with aiohttp's and multidict's ``getall``, Starlette's ``getlist``
+    and plain dicts (matched case-insensitively).
+    """
+    getall = getattr(headers, "getall", None)
+    if getall is not None:
+        return list(getall(name, []))
+    getlist = getattr(headers, "getlist", None)
+    if getlist is not None:
+        return list(getlist(name))
+    lowered = name.lower()
+    return [value for key, value in headers.items() if key.lower() == lowered]
+
+
+def _header(headers: Mapping[str, str], *names: str) -> str | None:
+    for name in names:
+        values = header_lines(headers, name)
+        if values:
+            return values[0]
+    return None
+
+
+def _check_signature(
+    keys: Sequence[bytes],
     headers: Mapping[str, str],
     body: bytes,
     *,
     tolerance: float,
     now: float,
 ) -> str | None:
-    """Check a Standard Webhooks signature; return why it failed, or ``None``."""
-    msg_id = headers.get("webhook-id")
-    stamp = headers.get("webhook-timestamp")
-    signatures = headers.get("webhook-signature")
+    # svix's verifier reads the svix-* spelling first: so do we.
+    msg_id = _header(headers, "svix-id", "webhook-id")
+    stamp = _header(headers, "svix-timestamp", "webhook-timestamp")
+    signatures = _header(headers, "svix-signature", "webhook-signature")
     if not msg_id or not stamp or not signatures:
         return "missing signature headers"
     # Unix seconds in ASCII digits only: int() would also take "+1", "1_0" and
@@ -111,12 +175,64 @@ def verify_signature(
         for part in signatures.split()
         if part.startswith("v1,") and "," in part
     ]
-    for secret in secrets:
-        expected = _signature(_key(secret), msg_id, stamp, body)
+    for key in keys:
+        expected = _signature(key, msg_id, stamp, body)
         for candidate in presented:
             if hmac.compare_digest(_bytes(candidate), expected.encode()):
                 return None
     return "no valid signature"
+
+
+def verify_signature(
+    secrets: Sequence[str],
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    tolerance: float,
+    now: float,
+) -> str | None:
+    """Check a Standard Webhooks signature; return why it failed, or ``None``."""
+    keys = [signing_key(secret) for secret in secrets]
+    return _check_signature(keys, headers, body, tolerance=tolerance, now=now)
+
+
+def verify(
+    body: bytes,
+    headers: Mapping[str, str],
+    *,
+    secrets: str | Sequence[str],
+    tolerance: float = 300.0,
+    now: float | None = None,
+) -> None:
+    """Verify a Standard Webhooks (or svix) signature, in any web framework.
+
+    ``headers`` is any mapping (aiohttp, Starlette, a plain dict); both the
+    ``webhook-*`` and the ``svix-*`` spellings are read. ``secrets`` is one
+    secret or several (rotation: any may match). Like svix's
+    ``Webhook.verify``::
+
+        try:
+            verify(body, request.headers, secrets=os.environ["SIGNING_SECRET"])
+        except WebhookVerificationError as exc:
+            return Response(status_code=401, content=exc.reason)
+
+    Raises:
+        WebhookVerificationError: missing headers, a timestamp outside
+            ``tolerance`` seconds of ``now``, or no matching signature.
+        SipsConfigError: a secret is not a Standard Webhooks secret.
+    """
+    secret_list = [secrets] if isinstance(secrets, str) else list(secrets)
+    if not secret_list:
+        raise SipsConfigError("verify() needs at least one signing secret")
+    reason = verify_signature(
+        secret_list,
+        headers,
+        body,
+        tolerance=tolerance,
+        now=time.time() if now is None else now,
+    )
+    if reason is not None:
+        raise WebhookVerificationError(reason)
 
 
 def parse_networks(values: Iterable[str]) -> tuple[_Network, ...]:
@@ -137,7 +253,12 @@ def _in(address: str | None, networks: Sequence[_Network]) -> bool:
 def client_ip(
     peer: str | None, forwarded_for: str | None, trusted: Sequence[_Network]
 ) -> str | None:
-    """The real client address: walk ``X-Forwarded-For`` back past trusted proxies."""
+    """The real client address: walk ``X-Forwarded-For`` back past trusted proxies.
+
+    ``forwarded_for`` is every ``X-Forwarded-For`` line joined with ``", "``
+    in order (RFC 7230 3.2.2): a proxy that appends a second line must not
+    hide the hops of the first.
+    """
     address = peer
     if forwarded_for and _in(peer, trusted):
         hops = [h.strip() for h in forwarded_for.split(",") if h.strip()]
@@ -151,3 +272,92 @@ def client_ip(
 def ip_allowed(address: str | None, allowed: Sequence[_Network]) -> bool:
     """Whether ``address`` lies in one of the allowed networks."""
     return _in(address, allowed)
+
+
+_NOT_ALLOWED: Final = Refusal(403, "address not allowed")
+TOO_LARGE: Final = Refusal(413, "body too large")
+NOT_JSON: Final = Refusal(415, "body must be application/json")
+_BAD_SECRET: Final = Refusal(401, "missing or wrong secret")
+_NOT_FOUND: Final = Refusal(404, "not found")
+
+
+def _not_json(headers: Mapping[str, str]) -> bool:
+    # SRS's content type is not documented: none at all is let through (the
+    # body must still decode as JSON), a non-JSON one is refused.
+    values = header_lines(headers, "Content-Type")
+    if not values:
+        return False
+    ctype = values[0].split(";", 1)[0].strip().lower()
+    return ctype != "application/json" and not ctype.endswith("+json")
+
+
+class Guard:
+    """The guard of one receiver, built once from its config."""
+
+    __slots__ = ("_allowed", "_keys", "_max_body", "_secret", "_tolerance", "_trusted")
+
+    def __init__(self, config: WebhookConfig) -> None:
+        self._allowed = parse_networks(config.allowed_ips)
+        self._trusted = parse_networks(config.trusted_proxies)
+        self._secret = config.secret
+        self._keys = tuple(signing_key(s) for s in config.signing_secrets)
+        self._tolerance = config.tolerance
+        self._max_body = config.max_body_size
+
+    def __repr__(self) -> str:
+        return (
+            f"<Guard secret={self._secret is not None} "
+            f"signing_keys={len(self._keys)} allowed={len(self._allowed)}>"
+        )
+
+    def check_request(
+        self,
+        headers: Mapping[str, str],
+        *,
+        peer: str | None,
+        token: str | None,
+        length: int | None,
+    ) -> Refusal | None:
+        """What is known before the body is read, in order: address, secret,
+        size (``length``: the body's, or ``Content-Length``), content type."""
+        if self._allowed:
+            forwarded = ", ".join(header_lines(headers, "X-Forwarded-For"))
+            address = client_ip(peer, forwarded or None, self._trusted)
+            if not ip_allowed(address, self._allowed):
+                return _NOT_ALLOWED
+        if self._secret is not None:
+            presented = token if token is not None else _header(headers, SECRET_HEADER)
+            if not secret_matches(presented, self._secret):
+                return _BAD_SECRET
+        elif token is not None:
+            return _NOT_FOUND
+        if length is not None and length > self._max_body:
+            return TOO_LARGE
+        if _not_json(headers):
+            return NOT_JSON
+        return None
+
+    def check_body(
+        self, body: bytes, headers: Mapping[str, str], *, now: float
+    ) -> Refusal | None:
+        """The signature over the body, when signing secrets are configured."""
+        if not self._keys:
+            return None
+        reason = _check_signature(
+            self._keys, headers, body, tolerance=self._tolerance, now=now
+        )
+        return None if reason is None else Refusal(401, reason)
+
+    def check(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        peer: str | None,
+        token: str | None,
+        now: float,
+    ) -> Refusal | None:
+        """Every check in order; the first refusal, or ``None`` to let it in."""
+        return self.check_request(
+            headers, peer=peer, token=token, length=len(body)
+        ) or self.check_body(body, headers, now=now)

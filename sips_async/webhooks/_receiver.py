@@ -1,61 +1,96 @@
-"""The webhook receiver: an aiohttp application that records SRS's updates."""
+"""The webhook receiver: an aiohttp application that records SRS's updates.
+
+The data path reads guard -> decode -> tracker: :class:`~._guard.Guard`
+decides who may post, :func:`~._decode.decode_event` turns the body into an
+:class:`~sips_async.OrderUpdate`, the tracker records it and wakes waiters.
+:meth:`WebhookReceiver.process` runs that path for any web framework; the
+aiohttp handler is a thin layer over it that reads the body within bounds.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
-from typing import Final, Self
+from typing import Final, NamedTuple, Self
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
-from .._codec import EventDecodeError, decode_event, encode
+from .._codec import encode
 from .._config import WebhookConfig
 from ..errors import SipsConfigError, SipsStoreError
 from ..stores import MemoryStore, Store, open_store
-from ._guard import (
-    SECRET_HEADER,
-    client_ip,
-    ip_allowed,
-    parse_networks,
-    secret_matches,
-    verify_signature,
+from ._decode import EventDecodeError, decode_event
+from ._guard import TOO_LARGE, Guard, Refusal
+from ._server import (
+    ConnectionPool,
+    GuardedSite,
+    QuietServerLog,
+    default_max_connections,
 )
 from ._tracker import Tracker, UpdateCallback
 
-__all__ = ["WebhookReceiver"]
+__all__ = ["WebhookAnswer", "WebhookReceiver"]
 
 logger: Final = logging.getLogger("sips_async")
+#: Where aiohttp's server messages go when the receiver listens itself.
+server_logger: Final = logging.getLogger("sips_async.webhooks.server")
 
 _OK: Final = b'{"ok":true,"duplicate":false}'
 _DUPLICATE: Final = b'{"ok":true,"duplicate":true}'
 _JSON: Final = "application/json"
+_READ_SIZE: Final = 16 * 1024
+_ALL_INTERFACES: Final = frozenset({"", "0.0.0.0", "::"})
+
+_SLOW_BODY: Final = Refusal(408, "body not received in time")
+_BAD_ENCODING: Final = Refusal(
+    400, "body could not be read (framing or Content-Encoding)"
+)
+#: Refusals before or while reading, after which the rest of the body may
+#: still be on the socket: answered, then the connection is closed.
+_CLOSE_AFTER: Final = frozenset({400, 408, 413})
 
 
-def _reply(status: int, reason: str) -> web.Response:
-    return web.Response(
-        status=status, body=encode({"ok": False, "error": reason}), content_type=_JSON
-    )
+class WebhookAnswer(NamedTuple):
+    """What to answer a webhook post: status and JSON body.
+
+    From :meth:`WebhookReceiver.process`; the content type is always
+    ``application/json``.
+    """
+
+    status: int
+    body: bytes
+
+
+def _answer(status: int, reason: str) -> WebhookAnswer:
+    return WebhookAnswer(status, encode({"ok": False, "error": reason}))
 
 
 class WebhookReceiver:
     """Receives SRS's order-status POSTs and resolves the orders awaiting them.
 
-    Use it three ways:
+    Use it four ways:
 
     * let ``SipsClient(webhook=WebhookConfig(...))`` start it for you;
-    * mount it in your own aiohttp app: ``app.add_subapp("/hooks",
+    * wire it into your own aiohttp app in one call: ``receiver.setup(app)``
+      (routes, startup and cleanup), or mount it: ``app.add_subapp("/hooks",
       receiver.app)``, or route to ``receiver.handle`` yourself (add a
       ``{token}`` route after the path if the secret travels in the URL);
+    * from any other framework, hand the body to :meth:`process` and answer
+      what it returns (``examples/starlette_app.py``);
     * run it alone with ``sips-async listen``.
 
     Answers: 200 once the update is recorded (also for replays and for
-    orders nobody waits on), 400 for a body that is not an SRS event, 401 for
-    a bad secret or signature, 403 for an address outside the allow-list,
-    413 for a body over ``max_body_size`` (refused unread), 415 for a body
-    that is not JSON, 503 when the store could not keep the update (so SRS
-    delivers it again: 2xx only ever means stored).
+    orders nobody waits on), 400 for a body that is not an SRS event or
+    cannot be decompressed, 401 for a bad secret or signature, 403 for an
+    address outside the allow-list, 408 for a body that does not arrive in
+    ``body_timeout``, 413 for a body over ``max_body_size`` (after
+    decompression; refused unread when ``Content-Length`` says so), 415 for
+    a body that is not JSON, 503 when the store cannot record the update (SRS
+    delivers it again).
 
     Example::
 
@@ -67,13 +102,15 @@ class WebhookReceiver:
     """
 
     __slots__ = (
-        "_allowed",
         "_app",
         "_bound",
         "_cfg",
         "_clock",
+        "_guard",
+        "_log_filter",
+        "_pool",
         "_runner",
-        "_trusted",
+        "_serving",
         "tracker",
     )
 
@@ -86,16 +123,20 @@ class WebhookReceiver:
         clock: Callable[[], float] = time.time,
     ) -> None:
         cfg = config if config is not None else WebhookConfig()
+        if cfg.admits_everyone:
+            logger.warning(
+                "webhook allowed_ips admits every address (a /0 network): it "
+                "guards nothing; list SRS's networks, or use secret="
+            )
         if not cfg.guarded and not cfg.insecure:
             raise SipsConfigError(
                 "the webhook receiver has no guard: set secret=, signing_secrets= "
-                "or allowed_ips= (SRS signs nothing), or insecure=True to accept "
-                "unauthenticated posts on purpose"
+                "or allowed_ips= (SRS signs nothing; a /0 network is no guard), "
+                "or insecure=True to accept unauthenticated posts on purpose"
             )
         self._cfg = cfg
         self._clock = clock
-        self._allowed = parse_networks(cfg.allowed_ips)
-        self._trusted = parse_networks(cfg.trusted_proxies)
+        self._guard = Guard(cfg)
         if tracker is None:
             tracker = Tracker(
                 open_store(store)
@@ -108,7 +149,10 @@ class WebhookReceiver:
         self.tracker = tracker
         self._app: web.Application | None = None
         self._runner: web.AppRunner | None = None
+        self._pool: ConnectionPool | None = None
         self._bound: tuple[str, int] | None = None
+        self._serving = False
+        self._log_filter = QuietServerLog()
 
     def __repr__(self) -> str:
         where = f"{self._bound[0]}:{self._bound[1]}" if self._bound else "not listening"
@@ -123,13 +167,56 @@ class WebhookReceiver:
     def app(self) -> web.Application:
         """An aiohttp application serving the receiver (mountable as a subapp)."""
         if self._app is None:
-            app = web.Application(client_max_size=self._cfg.max_body_size)
-            path = self._cfg.path.rstrip("/") or "/"
-            app.router.add_post(path, self.handle)
-            if self._cfg.secret is not None:
-                app.router.add_post(path.rstrip("/") + "/{token}", self.handle)
+            app = web.Application(
+                client_max_size=self._cfg.max_body_size, middlewares=[self._track]
+            )
+            self._add_routes(app, self._cfg.path)
+            app.on_startup.append(self._on_startup)
+            app.on_cleanup.append(self._on_cleanup)
             self._app = app
         return self._app
+
+    def setup(self, app: web.Application, path: str | None = None) -> None:
+        """Wire the receiver into an existing aiohttp app, in one call.
+
+        Adds the POST route at ``path`` (default: the config's ``path``),
+        plus its ``{token}`` route when the secret travels in the URL; on the
+        app's startup, quiets aiohttp's server log for malformed requests;
+        on its cleanup, closes the tracker (waking every waiter)::
+
+            app = web.Application()
+            receiver.setup(app)            # POST /srs/webhook[/<secret>]
+            web.run_app(app, port=8080)
+
+        Set ``WebhookConfig(public_url=...)``: only you know where SRS
+        reaches your app, and ``client.webhook_url`` is ``None`` without it.
+        """
+        route = path if path is not None else self._cfg.path
+        if not route.startswith("/"):
+            raise SipsConfigError("the webhook path must start with '/'")
+        self._add_routes(app, route)
+        app.on_startup.append(self._on_startup)
+
+        async def close_tracker(_: web.Application) -> None:
+            await self._on_cleanup(_)
+            await self.tracker.close()
+
+        app.on_cleanup.append(close_tracker)
+
+    def _add_routes(self, app: web.Application, path: str) -> None:
+        path = path.rstrip("/") or "/"
+        app.router.add_post(path, self.handle)
+        if self._cfg.secret is not None:
+            app.router.add_post(path.rstrip("/") + "/{token}", self.handle)
+
+    async def _on_startup(self, _: web.Application) -> None:
+        if not self._serving:
+            # Mounted in someone else's server: aiohttp logs malformed
+            # requests (request line, so the secret path, included) there.
+            logging.getLogger("aiohttp.server").addFilter(self._log_filter)
+
+    async def _on_cleanup(self, _: web.Application) -> None:
+        logging.getLogger("aiohttp.server").removeFilter(self._log_filter)
 
     @property
     def url(self) -> str | None:
@@ -166,18 +253,42 @@ class WebhookReceiver:
         if self._runner is not None:
             raise SipsConfigError("the webhook receiver is already started")
         await self.tracker.open()
+        cfg = self._cfg
+        self._serving = True
+        server_logger.addFilter(self._log_filter)
         # No access log: the path may carry the secret.
-        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
-        await runner.setup()
+        runner = web.AppRunner(
+            self.app,
+            access_log=None,
+            handle_signals=False,
+            keepalive_timeout=cfg.keepalive_timeout,
+            logger=server_logger,
+        )
         try:
-            site = web.TCPSite(runner, self._cfg.host, self._cfg.port)
+            await runner.setup()
+            pool = ConnectionPool(
+                max_connections=cfg.max_connections or default_max_connections(),
+                header_timeout=cfg.header_timeout,
+                keepalive_timeout=cfg.keepalive_timeout,
+            )
+            site = GuardedSite(runner, cfg.host, cfg.port, pool)
             await site.start()
         except BaseException:
             await runner.cleanup()
+            self._serving = False
+            server_logger.removeFilter(self._log_filter)
             raise
         self._runner = runner
+        self._pool = pool
         address = runner.addresses[0]
         self._bound = (str(address[0]), int(address[1]))
+        if cfg.host in _ALL_INTERFACES and cfg.public_url is None:
+            logger.warning(
+                "webhook receiver listens on all interfaces (%r) and public_url "
+                "is not set: the URL it reports names no address SRS can reach; "
+                "set WebhookConfig(public_url=...) to the address SRS posts to",
+                cfg.host,
+            )
         url = self.url
         assert url is not None
         return url
@@ -187,6 +298,9 @@ class WebhookReceiver:
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
+            self._pool = None
+            self._serving = False
+            server_logger.removeFilter(self._log_filter)
 
     async def aclose(self) -> None:
         """Stop listening and close the tracker (waking every waiter)."""
@@ -207,77 +321,130 @@ class WebhookReceiver:
 
     # -- the handler ---------------------------------------------------------
 
+    @web.middleware
+    async def _track(
+        self,
+        request: web.Request,
+        handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
+    ) -> web.StreamResponse:
+        # Headers are in: the connection's header deadline no longer applies.
+        pool = self._pool
+        tracked = pool is not None and pool.busy(request.transport)
+        try:
+            return await handler(request)
+        finally:
+            if tracked and pool is not None:
+                pool.idle(request.transport)
+
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one POST from SRS (an aiohttp handler you can route to)."""
-        cfg = self._cfg
-        if self._allowed:
-            address = client_ip(
-                request.remote, request.headers.get("X-Forwarded-For"), self._trusted
-            )
-            if not ip_allowed(address, self._allowed):
-                return self._refuse(403, "address not allowed")
         token = request.match_info.get("token")
-        if cfg.secret is not None:
-            if not secret_matches(
-                token or request.headers.get(SECRET_HEADER), cfg.secret
-            ):
-                return self._refuse(401, "missing or wrong secret")
-        elif token is not None:
-            raise web.HTTPNotFound()
-        length = request.content_length
-        if length is not None and length > cfg.max_body_size:
-            return self._refuse(413, "body too large")
-        # SRS's content type is not documented: none at all is let through
-        # (the body must still decode as JSON), a non-JSON one is refused.
-        ctype = request.content_type
-        if (
-            "Content-Type" in request.headers
-            and ctype != _JSON
-            and not ctype.endswith("+json")
-        ):
-            return self._refuse(415, "body must be application/json")
-        body = await self._read(request, cfg.max_body_size)
-        if body is None:
-            return self._refuse(413, "body too large")
-        if cfg.signing_secrets:
-            reason = verify_signature(
-                cfg.signing_secrets,
-                request.headers,
-                body,
-                tolerance=cfg.tolerance,
-                now=self._clock(),
-            )
-            if reason is not None:
-                return self._refuse(401, reason)
+        headers = request.headers
+        refusal = self._guard.check_request(
+            headers, peer=request.remote, token=token, length=request.content_length
+        )
+        if refusal is None:
+            body = await self._read(request)
+            if not isinstance(body, Refusal):
+                return self._response(await self._process(body, headers))
+            refusal = body
+        if refusal.status in _CLOSE_AFTER:
+            # The rest of the body is not wanted: tell aiohttp not to read
+            # it after the answer (a broken body would raise there), and
+            # close the connection.
+            request.content.feed_eof()
+            return self._response(self._refuse(refusal), close=True)
+        return self._response(self._refuse(refusal))
+
+    async def process(
+        self,
+        body: bytes,
+        headers: Mapping[str, str],
+        *,
+        peer: str | None = None,
+        token: str | None = None,
+    ) -> WebhookAnswer:
+        """Run one post through guard -> decode -> tracker, in any framework.
+
+        Args:
+            body: the request body as received (already decompressed).
+            headers: any mapping of the request headers (aiohttp, Starlette,
+                a plain dict); repeated ``X-Forwarded-For`` lines are read
+                with ``getall``/``getlist`` where the mapping has them.
+            peer: the client's address, for ``allowed_ips``.
+            token: the last path segment, when the secret travels in the URL.
+
+        Returns:
+            the status and JSON body to answer (``application/json``).
+        """
+        refusal = self._guard.check(
+            body, headers, peer=peer, token=token, now=self._clock()
+        )
+        if refusal is not None:
+            return self._refuse(refusal)
+        return await self._record(body)
+
+    async def _process(self, body: bytes, headers: Mapping[str, str]) -> WebhookAnswer:
+        # The request-level checks ran before the body was read.
+        refusal = self._guard.check_body(body, headers, now=self._clock())
+        if refusal is not None:
+            return self._refuse(refusal)
+        return await self._record(body)
+
+    async def _record(self, body: bytes) -> WebhookAnswer:
+        # The guard let it in: decode -> tracker.
         try:
             update = decode_event(body)
         except EventDecodeError as exc:
-            return _reply(400, str(exc))
+            return self._refuse(Refusal(400, str(exc)))
         try:
             new = await self.tracker.record(update)
         except SipsStoreError as exc:
-            # Never 2xx for an update that is not stored: SRS delivers again.
-            logger.error("webhook not stored, answered 503: %s", exc)
-            return _reply(503, "update could not be stored; deliver it again")
-        return web.Response(body=_OK if new else _DUPLICATE, content_type=_JSON)
+            logger.error(
+                "webhook %s %s not stored, answered 503 so SRS delivers it "
+                "again: the order store failed: %s",
+                update.event_type,
+                update.event_id,
+                exc,
+            )
+            return _answer(503, "update not stored; deliver it again")
+        return WebhookAnswer(200, _OK if new else _DUPLICATE)
 
     @staticmethod
-    def _refuse(status: int, reason: str) -> web.Response:
-        logger.info("webhook refused: %d %s", status, reason)
-        resp = _reply(status, reason)
-        if status == 413:
-            resp.force_close()  # the body was not read; do not reuse the socket
+    def _refuse(refusal: Refusal) -> WebhookAnswer:
+        logger.info("webhook refused: %d %s", refusal.status, refusal.reason)
+        return _answer(refusal.status, refusal.reason)
+
+    @staticmethod
+    def _response(answer: WebhookAnswer, *, close: bool = False) -> web.Response:
+        resp = web.Response(status=answer.status, body=answer.body, content_type=_JSON)
+        if close:
+            resp.force_close()
         return resp
 
-    @staticmethod
-    async def _read(request: web.Request, cap: int) -> bytes | None:
-        if request.content_length is not None:
-            return await request.read()
-        chunks: list[bytes] = []
-        total = 0
-        async for chunk in request.content.iter_chunked(16 * 1024):
-            total += len(chunk)
-            if total > cap:
-                return None
-            chunks.append(chunk)
+    async def _read(self, request: web.Request) -> bytes | Refusal:
+        # Read in pieces whatever the framing (Content-Length, chunked,
+        # compressed): the cap holds on the decoded bytes, wherever the
+        # receiver is mounted (a parent app's client_max_size is not ours).
+        cap = self._cfg.max_body_size
+        content = request.content
+        try:
+            # Usually the whole (small) body is in already: no timer, no loop.
+            first = content.read_nowait(_READ_SIZE)
+            if len(first) > cap:
+                return TOO_LARGE
+            if content.at_eof():
+                return first
+            chunks = [first]
+            total = len(first)
+            async with asyncio.timeout(self._cfg.body_timeout):
+                async for chunk in content.iter_chunked(_READ_SIZE):
+                    total += len(chunk)
+                    if total > cap:
+                        return TOO_LARGE
+                    chunks.append(chunk)
+        except TimeoutError:
+            return _SLOW_BODY
+        except (web.RequestPayloadError, HttpProcessingError):
+            return _BAD_ENCODING
         return b"".join(chunks)

@@ -1,0 +1,78 @@
+"""Decode stage of the webhook path: one SRS body in, one :class:`OrderUpdate` out.
+
+The data path reads guard -> decode -> tracker: the guard has already let the
+request in; what is decoded here is recorded by the tracker. A body that is not
+an SRS event raises :class:`EventDecodeError` (answered with 400), never
+anything else.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Final
+
+import msgspec
+
+from ..models import OrderStatus, OrderUpdate, WebhookEvent
+
+__all__ = ["EventDecodeError", "decode_event", "parse_event_time"]
+
+_event_decoder: Final = msgspec.json.Decoder(WebhookEvent)
+
+
+class EventDecodeError(ValueError):
+    """A webhook body that is not an SRS event (answered with 400)."""
+
+
+def _text(value: object) -> str | None:
+    if value is None or isinstance(value, bool):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def parse_event_time(text: str | None) -> dt.datetime | None:
+    """Parse ``eventDateTime``; naive values are taken as UTC; junk is None."""
+    if not text:
+        return None
+    try:
+        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
+
+
+def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> OrderUpdate:
+    """Decode and normalize one webhook body into an :class:`OrderUpdate`.
+
+    Raises:
+        EventDecodeError: not JSON, not an object, wrong field types, or no
+            ``eventType``/``eventId``.
+    """
+    try:
+        event = _event_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise EventDecodeError(f"not an SRS event: {exc}") from None
+    except msgspec.DecodeError:
+        raise EventDecodeError("body is not valid JSON") from None
+    except RecursionError:  # msgspec's nesting limit
+        raise EventDecodeError("body is nested too deeply") from None
+    event_type = _text(event.event_type)
+    event_id = _text(event.event_id)
+    if event_type is None or event_id is None:
+        raise EventDecodeError("eventType and eventId are required")
+    status_text = _text(event.event_status)
+    return OrderUpdate(
+        event_id=event_id,
+        event_type=event_type.upper(),
+        event_status=status_text,
+        status=OrderStatus.parse(status_text),
+        transaction_id=_text(event.subscriber_reference_num3),
+        order_id=_text(event.subscriber_reference_num2),
+        po_number=_text(event.subscriber_reference_num),
+        occurred_at=parse_event_time(event.event_date_time),
+        received_at=received_at or dt.datetime.now(dt.UTC),
+        error_code=_text(event.error_code),
+        error_message=_text(event.error_message),
+        raw=body,
+    )
