@@ -10,6 +10,7 @@ from typing import Self
 import aiohttp
 
 from ._auth import TokenManager
+from ._clock import SYSTEM_CLOCK, Clock
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -64,6 +65,10 @@ class SipsClient:
         connect_timeout: seconds to open a connection.
         max_connections: connection pool size (an owned session only).
         store: where the embedded receiver keeps updates (in memory by default).
+        clock: for tests: the time source of token expiry, the retry budget
+            and retry waits, an object with ``monotonic()`` and an async
+            ``sleep(seconds)``; a fake one lets a test run retries without
+            waiting. The real clock by default.
 
     Example::
 
@@ -93,6 +98,7 @@ class SipsClient:
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         store: Store | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not client_id or not client_id.strip():
             raise SipsConfigError("client_id is required")
@@ -116,6 +122,7 @@ class SipsClient:
             path=endpoints.token,
             transport=self._transport,
             timeout=timeout,
+            clock=clock,
         )
         if isinstance(webhook, WebhookConfig):
             self._receiver: WebhookReceiver | None = WebhookReceiver(
@@ -128,7 +135,10 @@ class SipsClient:
         #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``.
         self.orders = OrdersResource(
             requester=Requester(
-                transport=self._transport, auth=auth, retry=retry or RetryConfig()
+                transport=self._transport,
+                auth=auth,
+                retry=retry or RetryConfig(),
+                clock=clock,
             ),
             endpoints=endpoints,
             timeout=timeout,

@@ -16,6 +16,7 @@ from tests._mock import (
     BASE,
     SEED_ORDER,
     TOKEN_URL,
+    FakeClock,
     bearer,
     calls,
     count,
@@ -27,16 +28,6 @@ from tests._mock import (
 from tests.factories import CLIENT_ID, CLIENT_SECRET
 
 URL = order_url(874)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -178,8 +169,7 @@ async def test_client_refreshes_expired_token_before_calling() -> None:
         mock_token(m, "tok-1", expires_in="120")
         mock_token(m, "tok-2", expires_in="120")
         m.get(URL, body=SEED_ORDER, repeat=True)
-        async with make_client() as client:
-            client.orders._requester._auth._clock = clock
+        async with make_client(clock=clock) as client:
             await client.orders.get(874)
             clock.now += 107.9  # refresh due at 108 s (10 % early)
             await client.orders.get(874)
@@ -229,9 +219,9 @@ async def test_concurrent_calls_share_one_token_request(state: str) -> None:
             client_secret=CLIENT_SECRET,
             base_url=base,
             max_connections=200,
+            clock=clock,
         )
         async with client:
-            client.orders._requester._auth._clock = clock
             expected = "Bearer tok-1"
             if state == "expired-token":
                 release.set()
