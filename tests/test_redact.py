@@ -15,7 +15,7 @@ import logging
 import os
 import sys
 import traceback
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -110,6 +110,34 @@ def _assert_no_secret(texts: list[str], secrets: list[str]) -> None:
         assert TOKEN_PREFIX not in text, f"a token leaked in {text[:300]!r}"
 
 
+class _Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@pytest.fixture
+def records() -> Iterator[list[logging.LogRecord]]:
+    """Every record of the ``sips_async`` logger at DEBUG, propagated or not."""
+    logger = logging.getLogger("sips_async")
+    handler = _Records()
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.records
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+def _lines(records: list[logging.LogRecord]) -> list[str]:
+    return [r.getMessage() for r in records] + [repr(r.args) for r in records]
+
+
 @pytest.fixture
 async def base_and_server(
     request: pytest.FixtureRequest,
@@ -136,10 +164,9 @@ EXPECTED: dict[int, type[SipsAPIError]] = {
     "base_and_server", CASES, indirect=True, ids=[f"{s}-{h}" for s, h in CASES]
 )
 async def test_echoed_authorization_reaches_no_message_attribute_or_log(
-    base_and_server: tuple[str, EchoSips], caplog: pytest.LogCaptureFixture
+    base_and_server: tuple[str, EchoSips], records: list[logging.LogRecord]
 ) -> None:
     base, server = base_and_server
-    caplog.set_level(logging.DEBUG)
     clock = FakeClock()
     async with make_client(base_url=base, clock=clock) as client:
         with pytest.raises(SipsAPIError) as info:
@@ -155,15 +182,14 @@ async def test_echoed_authorization_reaches_no_message_attribute_or_log(
     assert f"token {MASK} not accepted" in exc.description
     assert b"rejected Bearer ***" in exc.raw
     texts = _every_text(exc)
-    log_lines = [r.getMessage() for r in caplog.records] + [caplog.text]
+    log_lines = _lines(records)
     assert any("/orders/874" in line for line in log_lines)
     _assert_no_secret(texts + log_lines, [*server.tokens, CLIENT_SECRET])
 
 
 async def test_token_endpoint_echoing_the_form_leaks_no_secret(
-    caplog: pytest.LogCaptureFixture,
+    records: list[logging.LogRecord],
 ) -> None:
-    caplog.set_level(logging.DEBUG)
     form = (
         f"grant_type=client_credentials&client_id={CLIENT_ID}"
         f"&client_secret={quote_plus(CLIENT_SECRET)}"
@@ -182,7 +208,8 @@ async def test_token_endpoint_echoing_the_form_leaks_no_secret(
         with pytest.raises(SipsAuthError) as info:
             await client.orders.get(874)
     assert "client_secret=***" in info.value.description
-    texts = _every_text(info.value) + [r.getMessage() for r in caplog.records]
+    texts = _every_text(info.value) + _lines(records)
+    assert any("/authentication/token" in line for line in texts)
     _assert_no_secret(texts, [CLIENT_SECRET, quote_plus(CLIENT_SECRET)])
 
 

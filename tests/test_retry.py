@@ -7,11 +7,12 @@ import datetime as dt
 import email.utils
 import random
 import types
+from collections.abc import Callable
 from typing import Any, Self
 
 import aiohttp
 import pytest
-from aioresponses import aioresponses
+from aioresponses import CallbackResult, aioresponses
 
 import sips_async._codec
 import sips_async._retry
@@ -460,3 +461,109 @@ async def test_concurrent_calls_keep_their_own_retry_policy(clock: FakeClock) ->
     assert isinstance(submitted, SipsServerError)
     assert not isinstance(got, BaseException)
     assert got.id == 874
+
+
+# --------------------------------------------------------------------------
+# The time budget on a clock that moves during attempts (issue 11 survivors)
+# --------------------------------------------------------------------------
+
+
+def _slow_answers(
+    clock: FakeClock, durations: list[float], **answer: Any
+) -> Callable[..., CallbackResult]:
+    """An aioresponses callback: each attempt takes the next duration."""
+    taken = iter(durations)
+
+    def callback(url: Any, **kwargs: Any) -> CallbackResult:
+        clock.advance(next(taken, 0.0))
+        return CallbackResult(**answer)
+
+    return callback
+
+
+async def test_budget_counts_attempt_time_on_a_clock_far_from_zero(
+    clock: FakeClock,
+) -> None:
+    # Each attempt takes 4 s; SRS asks for 1 s; 10 s in all. After attempt 1
+    # (t=4) and 2 (t=9: 1 s left, exactly what SRS asked) we wait; after
+    # attempt 3 (t=14) the budget is spent.
+    assert clock.now > 1000  # an origin of 0 would hide a wrong subtraction
+    cfg = RetryConfig(max_tries=100, max_time=10.0)
+    answer = _slow_answers(clock, [4.0] * 10, status=503, headers={"Retry-After": "1"})
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, callback=answer, repeat=True)
+        async with make_client(retry=cfg, clock=clock) as client:
+            started = clock.now
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == 3
+    assert clock.delays == [1.0, 1.0]
+    assert clock.now - started == 14.0
+
+
+async def test_jittered_wait_is_cut_to_the_time_left_and_ends_at_zero(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Attempt 1 takes 4 s of a 10 s budget; the draw (8 s) is cut to the 6 s
+    # left; attempt 2 ends with exactly 0 s left, which is final.
+    monkeypatch.setattr(sips_async._retry, "_rng", _MaxRandom())
+    cfg = RetryConfig(max_tries=100, max_time=10.0, initial_delay=8.0, max_delay=8.0)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, callback=_slow_answers(clock, [4.0], status=503), repeat=True)
+        async with make_client(retry=cfg, clock=clock) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+        assert count(m, "GET", URL) == 2
+    assert clock.delays == [6.0]
+
+
+async def test_retry_after_equal_to_max_retry_after_is_honoured(
+    clock: FakeClock,
+) -> None:
+    cfg = RetryConfig(max_tries=2, max_retry_after=5.0, max_time=60.0)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=429, headers={"Retry-After": "5"})
+        m.get(URL, body=SEED_ORDER)
+        async with make_client(retry=cfg, clock=clock) as client:
+            await client.orders.get(874)
+    assert clock.delays == [5.0]
+
+
+@pytest.mark.parametrize(
+    ("attempt", "elapsed", "retry_after", "expected"),
+    [
+        (1, 0.0, None, 0.5),  # initial_delay * 2**0, full draw
+        (2, 0.0, None, 1.0),
+        (4, 0.0, None, 2.0),  # capped at max_delay
+        (1, 9.8, None, 0.2),  # cut to the time left
+        (1, 10.0, None, None),  # no time left
+        (5, 0.0, None, None),  # max_tries reached
+        (4, 9.0, 1.0, 1.0),  # one try left, Retry-After within bounds
+        (1, 0.0, 3.0, 3.0),  # Retry-After replaces the draw
+        (1, 0.0, 4.0, 4.0),  # == max_retry_after: still honoured
+        (1, 0.0, 4.5, None),  # beyond max_retry_after
+        (1, 7.0, 3.0, 3.0),  # == time left: honoured
+        (1, 7.5, 3.0, None),  # beyond the time left
+    ],
+)
+def test_next_wait_is_the_one_place_of_the_bounds(
+    attempt: int, elapsed: float, retry_after: float | None, expected: float | None
+) -> None:
+    cfg = RetryConfig(
+        max_tries=5, max_time=10.0, initial_delay=0.5, max_delay=2.0, max_retry_after=4
+    )
+    exc = SipsServerError("x", status=503, retry_after=retry_after)
+    wait = sips_async._retry.next_wait(
+        exc, attempt=attempt, elapsed=elapsed, cfg=cfg, draw=1.0
+    )
+    assert wait == (None if expected is None else pytest.approx(expected))
+    if expected is not None and retry_after is None:
+        half = sips_async._retry.next_wait(
+            exc, attempt=attempt, elapsed=elapsed, cfg=cfg, draw=0.5
+        )
+        assert half == pytest.approx(
+            min(expected, 0.5 * min(2.0, 0.5 * 2 ** (attempt - 1)))
+        )
