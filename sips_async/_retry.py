@@ -95,7 +95,6 @@ class _Call:
         "method",
         "order_sent",
         "path",
-        "places_order",
         "started",
         "timeout",
     )
@@ -106,14 +105,12 @@ class _Call:
         path: str,
         json: bytes | None,
         timeout: float,
-        places_order: bool,
         started: float,
     ) -> None:
         self.method = method
         self.path = path
         self.json = json
         self.timeout = timeout
-        self.places_order = places_order
         self.attempt = 0
         self.order_sent = False
         self.started = started
@@ -154,7 +151,7 @@ class Requester:
         """
         clock = self._clock
         cfg = self._retry
-        call = _Call(method, path, json, timeout, places_order, clock.monotonic())
+        call = _Call(method, path, json, timeout, clock.monotonic())
         while True:
             try:
                 return await self._attempt(call)

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import email.utils
+import logging
 import random
 import types
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any, Self
 
 import aiohttp
@@ -18,6 +19,7 @@ import sips_async._codec
 import sips_async._retry
 from sips_async import (
     RetryConfig,
+    SipsAuthError,
     SipsConfigError,
     SipsConnectionError,
     SipsRateLimitError,
@@ -31,6 +33,8 @@ from tests._mock import (
     SUBMIT_URL,
     TOKEN_URL,
     FakeClock,
+    bearer,
+    calls,
     connector_error,
     count,
     make_client,
@@ -567,3 +571,103 @@ def test_next_wait_is_the_one_place_of_the_bounds(
         assert half == pytest.approx(
             min(expected, 0.5 * min(2.0, 0.5 * 2 ** (attempt - 1)))
         )
+
+
+# --------------------------------------------------------------------------
+# What mutation testing of _retry.py found unpinned
+# --------------------------------------------------------------------------
+
+
+class _Lines(logging.Handler):
+    """The ``sips_async`` logger's messages, whatever its propagation."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(record.getMessage())
+
+
+@pytest.fixture
+def log_lines() -> Iterator[list[str]]:
+    logger = logging.getLogger("sips_async")
+    handler, level = _Lines(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    try:
+        yield handler.lines
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
+async def test_retry_and_request_log_lines_say_what_happened(
+    clock: FakeClock, log_lines: list[str]
+) -> None:
+    answer = _slow_answers(clock, [0.25], status=503, headers={"Retry-After": "2"})
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, callback=answer)
+        m.get(URL, body=SEED_ORDER)
+        async with make_client(clock=clock) as client:
+            await client.orders.get(874)
+    retries = [line for line in log_lines if line.startswith("retry ")]
+    assert retries == [
+        "retry GET /orders/874 attempt=2 wait_ms=2000.0 elapsed_ms=250.0 "
+        "after SipsServerError"
+    ]
+    sent = [line for line in log_lines if line.startswith("GET /orders/874 ")]
+    assert [line.split(" elapsed_ms=")[0] for line in sent] == [
+        "GET /orders/874 status=503 attempt=1",
+        "GET /orders/874 status=200 attempt=2",
+    ]
+
+
+def test_should_retry_refuses_what_is_not_transient() -> None:
+    cfg = RetryConfig(submit="always")
+    for exc in (ValueError("x"), SipsConfigError("x"), asyncio.CancelledError()):
+        assert not sips_async._retry.should_retry(
+            exc, places_order=False, order_sent=False, cfg=cfg
+        )
+    assert sips_async._retry.should_retry(
+        SipsServerError("x", status=500), places_order=False, order_sent=False, cfg=cfg
+    )
+
+
+async def test_jitter_draws_below_the_cap(clock: FakeClock) -> None:
+    # Full jitter: uniform in [0, cap]; 20 draws all at the cap would mean
+    # no jitter at all (a thundering herd after an outage).
+    cfg = RetryConfig(max_tries=21, initial_delay=1.0, max_delay=1.0, max_time=600)
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, status=503, repeat=True)
+        async with make_client(retry=cfg, clock=clock) as client:
+            with pytest.raises(SipsServerError):
+                await client.orders.get(874)
+    assert len(clock.delays) == 20
+    assert all(0.0 <= d <= 1.0 for d in clock.delays)
+    assert sum(d < 1.0 for d in clock.delays) >= 15
+
+
+async def test_token_that_got_a_second_401_is_kept_for_the_next_call(
+    clock: FakeClock,
+) -> None:
+    # 401, refresh, 401 again: final. The fresh token is not thrown away, so
+    # the next call does not ask for yet another one.
+    with aioresponses() as m:
+        mock_token(m, "tok-1")
+        mock_token(m, "tok-2")
+        m.get(URL, status=401)
+        m.get(URL, status=401)
+        m.get(URL, body=SEED_ORDER)
+        async with make_client(clock=clock) as client:
+            with pytest.raises(SipsAuthError):
+                await client.orders.get(874)
+            await client.orders.get(874)
+        assert count(m, "POST", TOKEN_URL) == 2
+        assert [bearer(c) for c in calls(m, "GET", URL)] == [
+            "Bearer tok-1",
+            "Bearer tok-2",
+            "Bearer tok-2",
+        ]
