@@ -108,10 +108,8 @@ class TokenManager:
         self._token = answer.access_token
         return answer.access_token
 
-    def secrets(self) -> tuple[str, ...]:
+    def secrets(self) -> tuple[str | None, ...]:
         """The values to mask in any text SRS sends back: secret, current token."""
-        if self._token is None:
-            return (self._client_secret,)
         return (self._client_secret, self._token)
 
     def _error(self, resp: Response) -> SipsAPIError:
@@ -132,7 +130,7 @@ class TokenManager:
                 code=error.code,
                 source=error.source,
                 raw=error.raw,
-                method="POST",
-                path=self._path,
+                method=error.method,
+                path=error.path,
             )
         return error

@@ -9,7 +9,14 @@ import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from sips_async import RetryConfig, SipsClient, SipsServerError
+from sips_async import (
+    RetryConfig,
+    SipsAPIError,
+    SipsAuthError,
+    SipsClient,
+    SipsNotFoundError,
+    SipsServerError,
+)
 from sips_async._auth import TokenManager
 from sips_async._transport import Transport
 from tests._mock import (
@@ -272,3 +279,74 @@ async def test_concurrent_callers_share_one_failed_token_request() -> None:
     # One failed token request answers all 100 callers, not one each.
     assert token_requests == 1
     assert all(isinstance(r, SipsServerError) for r in results)
+
+
+# --------------------------------------------------------------------------
+# What mutation testing of _auth.py found unpinned
+# --------------------------------------------------------------------------
+
+TOKEN_401 = (
+    b'{"error": {"code": "AUTHENTICATION_ERROR", "description": "Invalid client.",'
+    b' "source": "https://srs.test/authentication/token"}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, SipsAuthError),
+        (401, SipsAuthError),
+        (403, SipsAuthError),
+        (404, SipsNotFoundError),
+        (500, SipsServerError),
+    ],
+)
+async def test_token_endpoint_errors_name_the_request(
+    clock: FakeClock, status: int, expected: type[SipsAPIError]
+) -> None:
+    with aioresponses() as m:
+        m.post(TOKEN_URL, status=status, body=TOKEN_401, repeat=True)
+        retry = RetryConfig(max_tries=1)
+        async with make_client(clock=clock, retry=retry) as client:
+            with pytest.raises(SipsAPIError) as info:
+                await client.orders.get(874)
+    exc = info.value
+    assert type(exc) is expected
+    assert (exc.status, exc.method, exc.path) == (
+        status,
+        "POST",
+        "/authentication/token",
+    )
+    assert exc.code == "AUTHENTICATION_ERROR"
+    assert exc.description == "Invalid client."
+    assert exc.source == "https://srs.test/authentication/token"
+    assert exc.raw == TOKEN_401
+    assert str(exc) == (
+        f"POST /authentication/token HTTP {status} AUTHENTICATION_ERROR: "
+        "Invalid client."
+    )
+
+
+async def test_repr_says_whether_a_token_is_cached_and_never_shows_it(
+    auth: TokenManager,
+) -> None:
+    assert repr(auth) == "<TokenManager empty>"
+    with aioresponses() as m:
+        mock_token(m, "tok-secret-1")
+        await auth.token()
+    assert repr(auth) == "<TokenManager cached>"
+    auth.invalidate("tok-secret-1")
+    assert repr(auth) == "<TokenManager empty>"
+
+
+async def test_first_call_fetches_a_token_on_a_clock_below_zero() -> None:
+    # The clock's origin is arbitrary: a negative reading must not pass for
+    # "a token is cached and not due yet".
+    clock = FakeClock(start=-10_000.0)
+    with aioresponses() as m:
+        mock_token(m, "tok-1")
+        m.get(URL, body=SEED_ORDER)
+        async with make_client(clock=clock) as client:
+            await client.orders.get(874)
+        assert count(m, "POST", TOKEN_URL) == 1
+        assert [bearer(c) for c in calls(m, "GET", URL)] == ["Bearer tok-1"]

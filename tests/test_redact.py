@@ -41,7 +41,8 @@ TOKEN_PREFIX = "TOKEN-abc123-"
 def _body(shape: str, status: int, auth: str, token: str) -> tuple[bytes, str]:
     """An error body in ``shape`` echoing ``auth`` (the header) and ``token``."""
     code = {401: "AUTHENTICATION_ERROR", 400: "INVALID_INPUT", 500: "GeneralError"}
-    said = f"rejected {auth}; token {token} not accepted"
+    # A server that knows the client secret and says it (a proxy, a relay).
+    said = f"rejected {auth}; token {token} not accepted for {CLIENT_SECRET}"
     if shape == "flat":
         doc: Any = {"code": code[status], "message": said}
         return msgspec.json.encode(doc), "application/json"
@@ -179,7 +180,7 @@ async def test_echoed_authorization_reaches_no_message_attribute_or_log(
     assert len(server.tokens) == (2 if server.status == 401 else 1)
     # The echo was masked, not dropped: SRS's words are still there.
     assert "rejected Bearer ***" in exc.description
-    assert f"token {MASK} not accepted" in exc.description
+    assert f"token {MASK} not accepted for {MASK}" in exc.description
     assert b"rejected Bearer ***" in exc.raw
     texts = _every_text(exc)
     log_lines = _lines(records)
