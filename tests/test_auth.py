@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -18,7 +19,7 @@ from sips_async import (
     SipsServerError,
 )
 from sips_async._auth import TokenManager
-from sips_async._transport import Transport
+from sips_async._transport import Response, Transport
 from tests._mock import (
     BASE,
     SEED_ORDER,
@@ -350,3 +351,54 @@ async def test_first_call_fetches_a_token_on_a_clock_below_zero() -> None:
             await client.orders.get(874)
         assert count(m, "POST", TOKEN_URL) == 1
         assert [bearer(c) for c in calls(m, "GET", URL)] == ["Bearer tok-1"]
+
+
+async def test_token_endpoint_401_is_an_auth_error_whatever_the_body_code(
+    clock: FakeClock,
+) -> None:
+    # A 401 body saying GeneralError would otherwise be a retried server error.
+    with aioresponses() as m:
+        m.post(TOKEN_URL, status=401, body=b'{"code": "GeneralError"}', repeat=True)
+        async with make_client(clock=clock, retry=RetryConfig(max_tries=3)) as client:
+            with pytest.raises(SipsAuthError) as info:
+                await client.orders.get(874)
+        assert count(m, "POST", TOKEN_URL) == 1  # not retried
+    assert info.value.code == "GeneralError"
+
+
+class _HangingTransport(Transport):
+    """A token endpoint that never answers; says when it was asked."""
+
+    def __init__(self, asked: asyncio.Event) -> None:
+        super().__init__(
+            base_url=BASE, session=None, max_connections=1, connect_timeout=1.0
+        )
+        self._asked = asked
+
+    async def send(self, *args: Any, **kwargs: Any) -> Response:
+        self._asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_a_fetch_cancelled_at_loop_shutdown_raises_nothing_in_callbacks() -> None:
+    # asyncio.run cancels the shared fetch on the way out; its done-callback
+    # must not ask a cancelled future for its exception.
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        asked = asyncio.Event()
+        auth = TokenManager(
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            path="/authentication/token",
+            transport=_HangingTransport(asked),
+            timeout=5.0,
+        )
+        asyncio.get_running_loop().create_task(auth.token())
+        await asked.wait()
+
+    asyncio.run(main())
+    assert errors == []
