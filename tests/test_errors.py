@@ -47,7 +47,7 @@ MANY = RetryConfig(max_tries=5)
 
 @pytest.fixture
 def clock() -> FakeClock:
-    """No real backoff waiting in this module."""
+    """A fake clock: retries here never wait for real."""
     return FakeClock()
 
 

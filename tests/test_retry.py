@@ -241,7 +241,7 @@ async def test_max_time_bounds_retries(clock: FakeClock) -> None:
 
 
 async def test_max_time_bounds_jittered_retries(clock: FakeClock) -> None:
-    # No Retry-After: backoff's own delays, cut by what is left of max_time.
+    # No Retry-After: the jittered delays, cut by what is left of max_time.
     cfg = RetryConfig(max_tries=100, max_time=3.0, initial_delay=1.0, max_delay=1.0)
     with aioresponses() as m:
         mock_token(m)
