@@ -289,7 +289,8 @@ def test_redact_known_secrets_in_every_encoding_longest_first() -> None:
     text = f"raw {secret} plus {quote_plus(secret)} pct a%2Bb%2Fc%3Dd%20e"
     assert redact(text, (secret,)) == "raw *** plus *** pct ***"
     # A secret containing another is masked whole, not around the shorter one.
-    assert redact("key=xx SECRET-LONG yy", ("SECRET", "SECRET-LONG")) == (
+    # (Not alphabetical order: "SECRET" sorts after "A-SECRET-LONG".)
+    assert redact("key=xx A-SECRET-LONG yy", ("SECRET", "A-SECRET-LONG")) == (
         "key=xx *** yy"
     )
     assert redact("a b", (None, "")) == "a b"
