@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import time
-from collections.abc import Callable
 from typing import Final
-from urllib.parse import quote, quote_plus
 
+from ._clock import SYSTEM_CLOCK, Clock
 from ._codec import decode_token, error_from_response
 from ._transport import Response, Transport
 from .errors import SipsAPIError, SipsAuthError
@@ -17,15 +15,6 @@ from .errors import SipsAPIError, SipsAuthError
 DEFAULT_LIFETIME: Final = 3600.0
 #: Refresh this long before expiry at most (10 % of the lifetime when shorter).
 REFRESH_MARGIN: Final = 300.0
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    """Replace each secret in ``text``, as is or form-encoded, with ``***``."""
-    for secret in secrets:
-        if secret:
-            for form in {secret, quote_plus(secret), quote(secret, safe="")}:
-                text = text.replace(form, "***")
-    return text
 
 
 class TokenManager:
@@ -58,7 +47,7 @@ class TokenManager:
         path: str,
         transport: Transport,
         timeout: float,
-        clock: Callable[[], float] = time.monotonic,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._client_id = client_id
         self._client_secret = client_secret
@@ -77,7 +66,7 @@ class TokenManager:
     async def token(self) -> str:
         """Return a valid token, fetching one if none is cached or it is due."""
         token = self._token
-        if token is not None and self._clock() < self._refresh_at:
+        if token is not None and self._clock.monotonic() < self._refresh_at:
             return token
         inflight = self._inflight
         if inflight is None:
@@ -114,17 +103,24 @@ class TokenManager:
         answer = decode_token(resp.body)
         lifetime = answer.lifetime(DEFAULT_LIFETIME)
         self._refresh_at = (
-            self._clock() + lifetime - min(REFRESH_MARGIN, lifetime * 0.1)
+            self._clock.monotonic() + lifetime - min(REFRESH_MARGIN, lifetime * 0.1)
         )
         self._token = answer.access_token
         return answer.access_token
 
+    def secrets(self) -> tuple[str | None, ...]:
+        """The values to mask in any text SRS sends back: secret, current token."""
+        return (self._client_secret, self._token)
+
     def _error(self, resp: Response) -> SipsAPIError:
         status = resp.status
-        text = resp.body.decode("utf-8", "replace")
-        safe_body = redact(text, (self._client_secret, self._client_id)).encode()
         error = error_from_response(
-            status, safe_body, resp.headers, method="POST", path=self._path
+            status,
+            resp.body,
+            resp.headers,
+            method="POST",
+            path=self._path,
+            secrets=(self._client_secret, self._client_id),
         )
         if status in (400, 401, 403):
             # Bad credentials are not fixed by a retry.
@@ -133,8 +129,8 @@ class TokenManager:
                 status=status,
                 code=error.code,
                 source=error.source,
-                raw=safe_body,
-                method="POST",
-                path=self._path,
+                raw=error.raw,
+                method=error.method,
+                path=error.path,
             )
         return error

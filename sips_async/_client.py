@@ -11,6 +11,7 @@ import aiohttp
 
 from ._auth import TokenManager
 from ._branches import DEFAULT_REFERENCE_TTL, BranchesResource
+from ._clock import SYSTEM_CLOCK, Clock
 from ._codec import SubmitBody
 from ._config import (
     DEFAULT_BASE_URL,
@@ -80,6 +81,10 @@ class SipsClient:
             ``shipTo.name`` and ``jobAccountNumber``).
         reference_ttl: seconds ``branches.active_products`` answers from
             its cache.
+        clock: for tests: the time source of token expiry, the retry budget
+            and retry waits, an object with ``monotonic()`` and an async
+            ``sleep(seconds)``; a fake one lets a test run retries without
+            waiting. The real clock by default.
 
     Example::
 
@@ -123,6 +128,7 @@ class SipsClient:
         store: Store | str | None = None,
         submit_body: SubmitBody = "documented",
         reference_ttl: float = DEFAULT_REFERENCE_TTL,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         if not client_id or not client_id.strip():
             raise SipsConfigError("client_id is required")
@@ -146,6 +152,7 @@ class SipsClient:
             path=endpoints.token,
             transport=self._transport,
             timeout=timeout,
+            clock=clock,
         )
         if isinstance(webhook, WebhookReceiver) and store is not None:
             raise SipsConfigError(
@@ -171,7 +178,10 @@ class SipsClient:
         #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``,
         #: ``outstanding``.
         requester = Requester(
-            transport=self._transport, auth=auth, retry=retry or RetryConfig()
+            transport=self._transport,
+            auth=auth,
+            retry=retry or RetryConfig(),
+            clock=clock,
         )
         #: Customers: ``validate``, ``get``, ``order_templates``.
         self.customers = CustomersResource(

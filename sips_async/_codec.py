@@ -12,11 +12,12 @@ import datetime as dt
 import email.utils
 import re
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Annotated, Any, Final, Literal
 
 import msgspec
 
+from ._redact import redact, redact_bytes
 from .errors import (
     FieldsMissingError,
     OrderProcessingError,
@@ -476,9 +477,22 @@ def error_from_response(
     *,
     method: str,
     path: str,
+    secrets: Iterable[str | None] = (),
 ) -> SipsAPIError:
-    """Build the typed exception for an error answer, per DESIGN.md's table."""
+    """Build the typed exception for an error answer, per DESIGN.md's table.
+
+    ``secrets`` (the token sent, the client secret) are masked wherever the
+    body echoes them, before anything is parsed out of it: no message,
+    ``repr`` or attribute of the exception holds them.
+    """
+    secrets = tuple(secrets)
+    body = redact_bytes(body, secrets)
     code, description, source, extra = _parse_error_body(body)
+    if secrets:  # JSON escapes can hide a secret from the byte-level pass
+        code, description, source = (
+            None if text is None else redact(text, secrets)
+            for text in (code, description, source)
+        )
     kwargs: dict[str, Any] = {
         "status": status,
         "code": code,
@@ -490,9 +504,8 @@ def error_from_response(
     }
     text = description or f"HTTP {status}"
     if code == "FieldsMissingFromRequestBody":
-        return FieldsMissingError(
-            text, fields=_missing_from(description, extra), **kwargs
-        )
+        fields = tuple(redact(f, secrets) for f in _missing_from(description, extra))
+        return FieldsMissingError(text, fields=fields, **kwargs)
     if code == "Orders_GeneralError":
         return OrderProcessingError(text, **kwargs)
     if code == "GeneralError":

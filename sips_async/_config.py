@@ -88,8 +88,10 @@ class RetryConfig:
     Delays grow exponentially from ``initial_delay`` up to ``max_delay`` with
     full jitter (a uniform draw between 0 and the cap); a ``Retry-After``
     answer replaces the draw, capped at ``max_retry_after``. Retries stop
-    after ``max_tries`` attempts in all or ``max_time`` seconds, whichever
-    comes first.
+    after ``max_tries`` attempts in all or ``max_time`` seconds counted from
+    the call's start (first attempt included), whichever comes first; a wait
+    is cut to the time left, and a ``Retry-After`` longer than the time left
+    ends the call.
 
     ``submit`` is the policy for the two order-placing calls, which SRS does
     not promise to deduplicate:

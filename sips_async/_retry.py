@@ -1,24 +1,27 @@
-"""Retries: the only user of ``backoff``.
+"""Retries: send, refresh the token once on a 401, map errors, wait, repeat.
 
 :class:`Requester` sends an authenticated request, refreshes the token once
 on a 401, maps error answers to typed exceptions and retries what the policy
 allows, with exponential backoff, full jitter and ``Retry-After``.
+
+The policy is pure functions (:func:`should_retry`, :func:`next_wait`); the
+loop around them reads time and waits only through the client's
+:class:`~sips_async._clock.Clock`, so tests fake time through
+``SipsClient(clock=...)`` and patch nothing.
 """
 
 from __future__ import annotations
 
 import logging
 import random
-import time
-from collections.abc import Awaitable, Callable, Generator, Mapping
-from contextvars import ContextVar
-from typing import Any, Final, cast
-
-import backoff
+from collections.abc import Mapping
+from typing import Final
 
 from ._auth import TokenManager
+from ._clock import SYSTEM_CLOCK, Clock
 from ._codec import error_from_response
 from ._config import RetryConfig
+from ._redact import redact
 from ._transport import Response, Transport
 from .errors import (
     SipsConnectionError,
@@ -32,26 +35,6 @@ logger: Final = logging.getLogger("sips_async")
 RETRYABLE: Final = (SipsServerError, SipsRateLimitError, SipsConnectionError)
 
 _rng = random.Random()
-#: The retry budget's clock (a seam for tests that fake time).
-_clock: Callable[[], float] = time.monotonic
-
-
-def delays(cfg: RetryConfig) -> Generator[float | None, BaseException | None, None]:
-    """Backoff wait generator: full jitter, or ``Retry-After`` when given.
-
-    ``backoff`` primes it with ``None`` and then sends in each exception.
-    """
-    exc = yield None
-    step = 0
-    while True:
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is not None:
-            delay = float(retry_after)  # longer waits end the call instead
-        else:
-            cap = min(cfg.max_delay, cfg.initial_delay * (2**step))
-            delay = _rng.uniform(0.0, cap)
-        step += 1
-        exc = yield delay
 
 
 def should_retry(
@@ -73,6 +56,37 @@ def should_retry(
     return not exc.sent
 
 
+def next_wait(
+    exc: BaseException,
+    *,
+    attempt: int,
+    elapsed: float,
+    cfg: RetryConfig,
+    draw: float,
+) -> float | None:
+    """Seconds to wait before attempt ``attempt + 1``, or ``None`` to stop.
+
+    The one place the bounds live: ``max_tries`` attempts in all, ``max_time``
+    seconds counted from the call's start (``elapsed``, first attempt
+    included). ``draw`` is a uniform number in [0, 1] for the full jitter.
+    ``Retry-After`` replaces the draw; SRS is never asked again sooner than it
+    said, so a ``Retry-After`` beyond ``max_retry_after`` or beyond the time
+    left ends the call. (:func:`should_retry` is asked first.)
+    """
+    if attempt >= cfg.max_tries:
+        return None
+    left = cfg.max_time - elapsed
+    retry_after: float | None = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        if retry_after > min(cfg.max_retry_after, left):
+            return None
+        return float(retry_after)
+    if left <= 0:
+        return None
+    cap = min(cfg.max_delay, cfg.initial_delay * 2.0 ** (attempt - 1))
+    return min(cap * draw, left)
+
+
 class _Call:
     """One logical call: its arguments and its state across attempts."""
 
@@ -83,8 +97,6 @@ class _Call:
         "order_sent",
         "params",
         "path",
-        "places_order",
-        "replay",
         "started",
         "timeout",
     )
@@ -95,7 +107,7 @@ class _Call:
         path: str,
         json: bytes | None,
         timeout: float,
-        places_order: bool,
+        started: float,
         params: Mapping[str, str] | None = None,
     ) -> None:
         self.method = method
@@ -103,57 +115,28 @@ class _Call:
         self.params = params
         self.json = json
         self.timeout = timeout
-        self.places_order = places_order
         self.attempt = 0
         self.order_sent = False
-        self.started = _clock()
-        #: The first attempt's failure, handed to backoff to start retrying.
-        self.replay: BaseException | None = None
-
-
-#: The call being attempted in this task: backoff's ``giveup`` predicate sees
-#: only the exception, and the decorated function is built once per Requester.
-_current: Final[ContextVar[_Call]] = ContextVar("sips_async_call")
-
-
-def _log_retry(details: Any) -> None:
-    exc = details.get("exception")
-    args = details.get("args") or ()
-    call_name = f"{args[0].method} {args[0].path}" if args else ""
-    logger.debug(
-        "retry %s attempt=%d wait_ms=%.1f elapsed_ms=%.1f after %s",
-        call_name,
-        details["tries"] + 1,
-        details["wait"] * 1000,
-        details["elapsed"] * 1000,
-        type(exc).__name__ if exc is not None else "?",
-    )
+        self.started = started
 
 
 class Requester:
     """Authenticated, retried requests that return only successful answers."""
 
-    __slots__ = ("_auth", "_retry", "_retrying", "_transport")
+    __slots__ = ("_auth", "_clock", "_retry", "_transport")
 
     def __init__(
-        self, *, transport: Transport, auth: TokenManager, retry: RetryConfig
+        self,
+        *,
+        transport: Transport,
+        auth: TokenManager,
+        retry: RetryConfig,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._transport = transport
         self._auth = auth
         self._retry = retry
-        # Decorated once: building the backoff decorator on every call cost
-        # about 8 µs of CPU per request (see benchmarks/submit.py).
-        self._retrying: Callable[[_Call], Awaitable[Response]] = backoff.on_exception(
-            cast(Callable[..., Generator[float, None, None]], delays),
-            RETRYABLE,
-            max_tries=retry.max_tries,
-            max_time=self._time_left,  # read as backoff starts: after attempt 1
-            jitter=None,
-            giveup=self._give_up,
-            on_backoff=_log_retry,
-            logger=None,
-            cfg=retry,
-        )(self._replay_or_attempt)
+        self._clock = clock
 
     async def request(
         self,
@@ -172,51 +155,32 @@ class Requester:
             places_order: the request places an order (submit/enqueue), so it
                 is re-sent only as ``RetryConfig.submit`` allows.
         """
-        call = _Call(method, path, json, timeout, places_order, params)
-        try:
-            # The first attempt runs outside backoff: a call that succeeds
-            # pays nothing for the retry machinery (benchmarks/submit.py).
-            return await self._attempt(call)
-        except RETRYABLE as exc:
-            if self._stop(call, exc):
-                raise
-            call.replay = exc
-        reset = _current.set(call)
-        try:
-            return await self._retrying(call)
-        finally:
-            _current.reset(reset)
-
-    def _stop(self, call: _Call, exc: BaseException) -> bool:
-        """Whether ``exc`` ends the call: the policy, or a wait we cannot honour."""
+        clock = self._clock
         cfg = self._retry
-        if call.attempt >= cfg.max_tries or not should_retry(
-            exc, places_order=call.places_order, order_sent=call.order_sent, cfg=cfg
-        ):
-            return True
-        retry_after = getattr(exc, "retry_after", None)
-        if retry_after is None:
-            return False
-        # Never come back earlier than SRS asked: if it asks for more than
-        # max_retry_after, or than the time left, the error is final.
-        left = cfg.max_time - (_clock() - call.started)
-        return bool(retry_after > min(cfg.max_retry_after, left))
-
-    def _time_left(self) -> float:
-        # The budget counts from the call's start, first attempt included.
-        call = _current.get()
-        return max(0.0, self._retry.max_time - (_clock() - call.started))
-
-    def _give_up(self, exc: BaseException) -> bool:
-        return self._stop(_current.get(), exc)
-
-    async def _replay_or_attempt(self, call: _Call) -> Response:
-        failure, call.replay = call.replay, None
-        if failure is not None:
-            # Hand the first attempt's failure to backoff: it waits as the
-            # policy says, then calls again for the real second attempt.
-            raise failure
-        return await self._attempt(call)
+        call = _Call(method, path, json, timeout, clock.monotonic(), params)
+        while True:
+            try:
+                return await self._attempt(call)
+            except RETRYABLE as exc:
+                if not should_retry(
+                    exc,
+                    places_order=places_order,
+                    order_sent=call.order_sent,
+                    cfg=cfg,
+                ):
+                    raise
+                elapsed = clock.monotonic() - call.started
+                wait = next_wait(
+                    exc,
+                    attempt=call.attempt,
+                    elapsed=elapsed,
+                    cfg=cfg,
+                    draw=_rng.uniform(0.0, 1.0),
+                )
+                if wait is None:
+                    raise
+                _log_retry(call, wait, elapsed, exc)
+            await clock.sleep(wait)
 
     async def _attempt(self, call: _Call) -> Response:
         call.attempt += 1
@@ -241,6 +205,24 @@ class Requester:
             self._auth.invalidate(token)
         if resp.status >= 400:
             raise error_from_response(
-                resp.status, resp.body, resp.headers, method=method, path=path
+                resp.status,
+                resp.body,
+                resp.headers,
+                method=method,
+                path=path,
+                secrets=(token, *self._auth.secrets()),
             )
         return resp
+
+
+def _log_retry(call: _Call, wait: float, elapsed: float, exc: BaseException) -> None:
+    if logger.isEnabledFor(logging.DEBUG):
+        logger.debug(
+            "retry %s %s attempt=%d wait_ms=%.1f elapsed_ms=%.1f after %s",
+            call.method,
+            redact(call.path),
+            call.attempt + 1,
+            wait * 1000,
+            elapsed * 1000,
+            type(exc).__name__,
+        )

@@ -18,6 +18,7 @@ from typing import Final
 import aiohttp
 from multidict import CIMultiDictProxy
 
+from ._redact import redact
 from ._version import __version__
 from .errors import SipsClientClosedError, SipsConnectionError, SipsTimeoutError
 
@@ -162,7 +163,7 @@ class Transport:
             logger.debug(
                 "%s %s status=%s attempt=%d elapsed_ms=%.1f",
                 method,
-                path,
+                redact(path),
                 status,
                 attempt,
                 (time.perf_counter() - started) * 1000,

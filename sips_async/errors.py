@@ -22,12 +22,15 @@ Everything derives from :class:`SipsError`::
     ├── OrderRejectedError                      SRS rejected a queued order (webhook)
     └── OrderWaitTimeout (TimeoutError)         a wait() deadline passed
 
-No exception message, ``repr`` or attribute ever holds a token or secret.
+No exception message, ``repr`` or attribute ever holds a token or secret:
+the text SRS sends back is masked on the way in (``sips_async._redact``).
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
+
+from ._redact import redact, redact_bytes
 
 if TYPE_CHECKING:
     from .models import OrderProblem, OrderUpdate
@@ -88,7 +91,9 @@ class SipsAPIError(SipsError):
             ``AUTHENTICATION_ERROR``...) when the body carried one.
         description: the human-readable text from the body.
         source: the URL or place the error refers to.
-        raw: the response body as received (may be empty).
+        raw: the response body as received (may be empty), with any echoed
+            credential (``Authorization`` header, bearer token, client
+            secret) replaced by ``***``.
         method: the HTTP method of the request.
         path: the request path (never the query string or credentials).
         retry_after: seconds the server asked us to wait, if it said.
@@ -106,11 +111,13 @@ class SipsAPIError(SipsError):
         path: str | None = None,
         retry_after: float | None = None,
     ) -> None:
-        self.description = description
+        # SRS may echo what it was sent (the Authorization header): mask any
+        # credential before it can reach str(), repr() or an attribute.
+        self.description = redact(description)
         self.status = status
-        self.code = code
-        self.source = source
-        self.raw = raw
+        self.code = redact(code) if code else code
+        self.source = redact(source) if source else source
+        self.raw = redact_bytes(raw)
         self.method = method
         self.path = path
         self.retry_after = retry_after
@@ -307,8 +314,10 @@ class OrderRejectedError(SipsError):
         self.update = update
         reason = update.error_code or update.event_status or update.event_type
         super().__init__(
-            f"order {update.transaction_id or update.order_id} rejected by SRS "
-            f"({update.event_type}: {reason})"
+            redact(
+                f"order {update.transaction_id or update.order_id} rejected by SRS "
+                f"({update.event_type}: {reason})"
+            )
         )
 
 

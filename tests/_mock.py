@@ -1,5 +1,5 @@
-"""Helpers for the client tests: mocked SIPS URLs, a patched backoff sleep, a
-loopback server.
+"""Helpers for the client tests: mocked SIPS URLs, a fake clock, a loopback
+server.
 
 Nothing here is a fixture, so test modules import plain names.
 """
@@ -8,14 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
-import types
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final, Self
+from typing import Any, Final
 
 import aiohttp
 import msgspec
-import pytest
 from aiohttp import web
 from aiohttp.client_reqrep import ConnectionKey
 from aioresponses import aioresponses
@@ -23,6 +20,7 @@ from aioresponses.core import RequestCall
 from yarl import URL
 
 from sips_async import RetryConfig, SipsClient, WebhookConfig
+from sips_async._clock import SYSTEM_CLOCK
 from sips_async._codec import SubmitBody
 from tests.factories import CLIENT_ID, CLIENT_SECRET
 
@@ -31,8 +29,6 @@ TOKEN_URL: Final = f"{BASE}/authentication/token"
 SUBMIT_URL: Final = f"{BASE}/orders/v2/submit"
 ENQUEUE_URL: Final = f"{BASE}/orders/v2/submit/async"
 ACCESS_TOKEN: Final = "eyJ-access-token-SECRET-value-42"
-
-_real_sleep: Final = asyncio.sleep
 
 #: The seed's sample success response of ``GET /orders/{id}``, verbatim.
 SEED_ORDER: Final = b"""{
@@ -125,6 +121,7 @@ def make_client(
     webhook: WebhookConfig | None = None,
     session: aiohttp.ClientSession | None = None,
     submit_body: SubmitBody = "documented",
+    clock: FakeClock | None = None,
 ) -> SipsClient:
     """A client with the test credentials (not opened)."""
     return SipsClient(
@@ -135,6 +132,7 @@ def make_client(
         webhook=webhook,
         session=session,
         submit_body=submit_body,
+        clock=clock or SYSTEM_CLOCK,
     )
 
 
@@ -190,42 +188,28 @@ def connector_error(errno: int = 111) -> aiohttp.ClientConnectorError:
     return aiohttp.ClientConnectorError(key, ConnectionRefusedError(errno, "refused"))
 
 
-class Sleeps:
-    """Stands in for ``asyncio`` inside ``backoff._async``.
+class FakeClock:
+    """A clock for ``SipsClient(clock=...)``: time moves only when told.
 
-    ``sleep`` records each delay and advances a fake clock instead of
-    waiting; ``backoff``'s elapsed-time check reads the same fake clock, so
-    ``max_time`` is exercised without real waiting.
+    ``sleep`` records each wait and advances the time instead of waiting;
+    ``advance`` moves it while a request is in flight (a slow answer). It
+    starts far from 0, so a budget computed from a wrong origin shows.
     """
 
-    _EPOCH: Final = dt.datetime(2026, 1, 1)
-
-    def __init__(self) -> None:
+    def __init__(self, start: float = 5_000.0) -> None:
+        self.now = start
         self.delays: list[float] = []
-        self.clock = 0.0
-
-    async def sleep(self, delay: float) -> None:
-        self.delays.append(delay)
-        self.clock += delay
-        await _real_sleep(0)
-
-    def now(self) -> dt.datetime:
-        return self._EPOCH + dt.timedelta(seconds=self.clock)
 
     def monotonic(self) -> float:
-        return self.clock
+        return self.now
 
-    def __getattr__(self, name: str) -> Any:
-        return getattr(asyncio, name)
+    async def sleep(self, seconds: float) -> None:
+        self.delays.append(seconds)
+        self.now += seconds
+        await asyncio.sleep(0)
 
-    @classmethod
-    def install(cls, monkeypatch: pytest.MonkeyPatch) -> Self:
-        sleeps = cls()
-        monkeypatch.setattr("backoff._async.asyncio", sleeps)
-        clock = types.SimpleNamespace(datetime=types.SimpleNamespace(now=sleeps.now))
-        monkeypatch.setattr("backoff._async.datetime", clock)
-        monkeypatch.setattr("sips_async._retry._clock", sleeps.monotonic)
-        return sleeps
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 @contextlib.asynccontextmanager

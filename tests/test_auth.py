@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 from aiohttp import web
 from aioresponses import aioresponses
 
-from sips_async import RetryConfig, SipsClient, SipsServerError
+from sips_async import (
+    RetryConfig,
+    SipsAPIError,
+    SipsAuthError,
+    SipsClient,
+    SipsNotFoundError,
+    SipsServerError,
+)
 from sips_async._auth import TokenManager
-from sips_async._transport import Transport
+from sips_async._transport import Response, Transport
 from tests._mock import (
     BASE,
     SEED_ORDER,
     TOKEN_URL,
+    FakeClock,
     bearer,
     calls,
     count,
@@ -27,16 +36,6 @@ from tests._mock import (
 from tests.factories import CLIENT_ID, CLIENT_SECRET
 
 URL = order_url(874)
-
-
-class FakeClock:
-    """A monotonic clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -178,8 +177,7 @@ async def test_client_refreshes_expired_token_before_calling() -> None:
         mock_token(m, "tok-1", expires_in="120")
         mock_token(m, "tok-2", expires_in="120")
         m.get(URL, body=SEED_ORDER, repeat=True)
-        async with make_client() as client:
-            client.orders._requester._auth._clock = clock
+        async with make_client(clock=clock) as client:
             await client.orders.get(874)
             clock.now += 107.9  # refresh due at 108 s (10 % early)
             await client.orders.get(874)
@@ -229,9 +227,9 @@ async def test_concurrent_calls_share_one_token_request(state: str) -> None:
             client_secret=CLIENT_SECRET,
             base_url=base,
             max_connections=200,
+            clock=clock,
         )
         async with client:
-            client.orders._requester._auth._clock = clock
             expected = "Bearer tok-1"
             if state == "expired-token":
                 release.set()
@@ -282,3 +280,125 @@ async def test_concurrent_callers_share_one_failed_token_request() -> None:
     # One failed token request answers all 100 callers, not one each.
     assert token_requests == 1
     assert all(isinstance(r, SipsServerError) for r in results)
+
+
+# --------------------------------------------------------------------------
+# What mutation testing of _auth.py found unpinned
+# --------------------------------------------------------------------------
+
+TOKEN_401 = (
+    b'{"error": {"code": "AUTHENTICATION_ERROR", "description": "Invalid client.",'
+    b' "source": "https://srs.test/authentication/token"}}'
+)
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (400, SipsAuthError),
+        (401, SipsAuthError),
+        (403, SipsAuthError),
+        (404, SipsNotFoundError),
+        (500, SipsServerError),
+    ],
+)
+async def test_token_endpoint_errors_name_the_request(
+    clock: FakeClock, status: int, expected: type[SipsAPIError]
+) -> None:
+    with aioresponses() as m:
+        m.post(TOKEN_URL, status=status, body=TOKEN_401, repeat=True)
+        retry = RetryConfig(max_tries=1)
+        async with make_client(clock=clock, retry=retry) as client:
+            with pytest.raises(SipsAPIError) as info:
+                await client.orders.get(874)
+    exc = info.value
+    assert type(exc) is expected
+    assert (exc.status, exc.method, exc.path) == (
+        status,
+        "POST",
+        "/authentication/token",
+    )
+    assert exc.code == "AUTHENTICATION_ERROR"
+    assert exc.description == "Invalid client."
+    assert exc.source == "https://srs.test/authentication/token"
+    assert exc.raw == TOKEN_401
+    assert str(exc) == (
+        f"POST /authentication/token HTTP {status} AUTHENTICATION_ERROR: "
+        "Invalid client."
+    )
+
+
+async def test_repr_says_whether_a_token_is_cached_and_never_shows_it(
+    auth: TokenManager,
+) -> None:
+    assert repr(auth) == "<TokenManager empty>"
+    with aioresponses() as m:
+        mock_token(m, "tok-secret-1")
+        await auth.token()
+    assert repr(auth) == "<TokenManager cached>"
+    auth.invalidate("tok-secret-1")
+    assert repr(auth) == "<TokenManager empty>"
+
+
+async def test_first_call_fetches_a_token_on_a_clock_below_zero() -> None:
+    # The clock's origin is arbitrary: a negative reading must not pass for
+    # "a token is cached and not due yet".
+    clock = FakeClock(start=-10_000.0)
+    with aioresponses() as m:
+        mock_token(m, "tok-1")
+        m.get(URL, body=SEED_ORDER)
+        async with make_client(clock=clock) as client:
+            await client.orders.get(874)
+        assert count(m, "POST", TOKEN_URL) == 1
+        assert [bearer(c) for c in calls(m, "GET", URL)] == ["Bearer tok-1"]
+
+
+async def test_token_endpoint_401_is_an_auth_error_whatever_the_body_code(
+    clock: FakeClock,
+) -> None:
+    # A 401 body saying GeneralError would otherwise be a retried server error.
+    with aioresponses() as m:
+        m.post(TOKEN_URL, status=401, body=b'{"code": "GeneralError"}', repeat=True)
+        async with make_client(clock=clock, retry=RetryConfig(max_tries=3)) as client:
+            with pytest.raises(SipsAuthError) as info:
+                await client.orders.get(874)
+        assert count(m, "POST", TOKEN_URL) == 1  # not retried
+    assert info.value.code == "GeneralError"
+
+
+class _HangingTransport(Transport):
+    """A token endpoint that never answers; says when it was asked."""
+
+    def __init__(self, asked: asyncio.Event) -> None:
+        super().__init__(
+            base_url=BASE, session=None, max_connections=1, connect_timeout=1.0
+        )
+        self._asked = asked
+
+    async def send(self, *args: Any, **kwargs: Any) -> Response:
+        self._asked.set()
+        await asyncio.Event().wait()
+        raise AssertionError("unreachable")
+
+
+def test_a_fetch_cancelled_at_loop_shutdown_raises_nothing_in_callbacks() -> None:
+    # asyncio.run cancels the shared fetch on the way out; its done-callback
+    # must not ask a cancelled future for its exception.
+    errors: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        loop.set_exception_handler(lambda _loop, context: errors.append(context))
+        asked = asyncio.Event()
+        auth = TokenManager(
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            path="/authentication/token",
+            transport=_HangingTransport(asked),
+            timeout=5.0,
+        )
+        asyncio.get_running_loop().create_task(auth.token())
+        await asked.wait()
+
+    asyncio.run(main())
+    assert errors == []

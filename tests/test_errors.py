@@ -28,7 +28,7 @@ from tests._mock import (
     SEED_ORDER,
     SUBMIT_URL,
     TOKEN_URL,
-    Sleeps,
+    FakeClock,
     bearer,
     calls,
     connector_error,
@@ -45,10 +45,10 @@ URL = order_url(874)
 MANY = RetryConfig(max_tries=5)
 
 
-@pytest.fixture(autouse=True)
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    """No real backoff waiting in this module."""
-    return Sleeps.install(monkeypatch)
+@pytest.fixture
+def clock() -> FakeClock:
+    """A fake clock: retries here never wait for real."""
+    return FakeClock()
 
 
 # --------------------------------------------------------------------------
@@ -81,12 +81,14 @@ SHAPES_400 = {
 
 
 @pytest.mark.parametrize("shape", list(SHAPES_400))
-async def test_400_is_validation_error_not_retried(shape: str) -> None:
+async def test_400_is_validation_error_not_retried(
+    shape: str, clock: FakeClock
+) -> None:
     body, code, description, source = SHAPES_400[shape]
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=400, body=body, repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(SipsValidationError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 1
@@ -130,13 +132,15 @@ async def test_400_is_validation_error_not_retried(shape: str) -> None:
     ids=["flat-message", "envelope-list", "flat-list", "plain-text"],
 )
 async def test_400_fields_missing_names_fields_not_retried(
-    body: bytes, fields: tuple[str, ...]
+    body: bytes, fields: tuple[str, ...], clock: FakeClock
 ) -> None:
     order = make_order()
     with aioresponses() as m:
         mock_token(m)
         m.post(SUBMIT_URL, status=400, body=body, repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=5, submit="always")) as c:
+        async with make_client(
+            retry=RetryConfig(max_tries=5, submit="always"), clock=clock
+        ) as c:
             with pytest.raises(FieldsMissingError) as info:
                 await c.orders.submit(order)
         assert count(m, "POST", SUBMIT_URL) == 1
@@ -152,13 +156,13 @@ async def test_400_fields_missing_names_fields_not_retried(
 # --------------------------------------------------------------------------
 
 
-async def test_401_refreshes_token_once_and_retries_once() -> None:
+async def test_401_refreshes_token_once_and_retries_once(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m, "tok-1")
         mock_token(m, "tok-2")
         m.get(URL, status=401, body=SEED_401)
         m.get(URL, body=SEED_ORDER, repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             order = await client.orders.get(874)
             assert count(m, "POST", TOKEN_URL) == 2
             await client.orders.get(874)  # the refreshed token is kept
@@ -173,13 +177,15 @@ async def test_401_refreshes_token_once_and_retries_once() -> None:
         ]
 
 
-async def test_401_then_401_raises_auth_error_after_one_refresh() -> None:
+async def test_401_then_401_raises_auth_error_after_one_refresh(
+    clock: FakeClock,
+) -> None:
     with aioresponses() as m:
         mock_token(m, "tok-1")
         mock_token(m, "tok-2")
         mock_token(m, "tok-3")
         m.get(URL, status=401, body=SEED_401, repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(SipsAuthError) as info:
                 await client.orders.get(874)
         assert count(m, "POST", TOKEN_URL) == 2
@@ -195,14 +201,18 @@ async def test_401_then_401_raises_auth_error_after_one_refresh() -> None:
     assert err.raw == SEED_401
 
 
-async def test_401_on_submit_is_resent_once_with_same_transaction_id() -> None:
+async def test_401_on_submit_is_resent_once_with_same_transaction_id(
+    clock: FakeClock,
+) -> None:
     order = make_order()
     with aioresponses() as m:
         mock_token(m, "tok-1")
         mock_token(m, "tok-2")
         m.post(SUBMIT_URL, status=401, body=SEED_401)
         m.post(SUBMIT_URL, payload={"message": "Order Submitted", "orderID": 7})
-        async with make_client(retry=RetryConfig(submit="never")) as client:
+        async with make_client(
+            retry=RetryConfig(submit="never"), clock=clock
+        ) as client:
             result = await client.orders.submit(order)
         posts = calls(m, "POST", SUBMIT_URL)
         assert [bearer(c) for c in posts] == ["Bearer tok-1", "Bearer tok-2"]
@@ -211,10 +221,12 @@ async def test_401_on_submit_is_resent_once_with_same_transaction_id() -> None:
     assert result.order_id == "7"
 
 
-async def test_token_endpoint_refusal_is_auth_error_not_retried() -> None:
+async def test_token_endpoint_refusal_is_auth_error_not_retried(
+    clock: FakeClock,
+) -> None:
     with aioresponses() as m:
         m.post(TOKEN_URL, status=401, body=b'{"error": "invalid_client"}', repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(SipsAuthError) as info:
                 await client.orders.get(874)
         assert count(m, "POST", TOKEN_URL) == 1
@@ -228,12 +240,12 @@ async def test_token_endpoint_refusal_is_auth_error_not_retried() -> None:
 # --------------------------------------------------------------------------
 
 
-async def test_404_seed_body_is_not_found_not_retried() -> None:
+async def test_404_seed_body_is_not_found_not_retried(clock: FakeClock) -> None:
     url = order_url(17580)
     with aioresponses() as m:
         mock_token(m)
         m.get(url, status=404, body=SEED_404, repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(SipsNotFoundError) as info:
                 await client.orders.get(17580)
         assert count(m, "GET", url) == 1
@@ -256,12 +268,12 @@ async def test_404_seed_body_is_not_found_not_retried() -> None:
     ids=["flat", "plain-text", "empty"],
 )
 async def test_404_other_body_shapes(
-    body: bytes, code: str | None, description: str
+    body: bytes, code: str | None, description: str, clock: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=404, body=body, repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(SipsNotFoundError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 1
@@ -276,29 +288,31 @@ async def test_404_other_body_shapes(
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
 @pytest.mark.parametrize("tries", [1, 3, 4])
 async def test_5xx_retried_exactly_max_tries_then_server_error(
-    status: int, tries: int, sleeps: Sleeps
+    status: int, tries: int, clock: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=status, body=b"upstream trouble", repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=tries)) as client:
+        async with make_client(
+            retry=RetryConfig(max_tries=tries), clock=clock
+        ) as client:
             with pytest.raises(SipsServerError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == tries
         assert count(m, "POST", TOKEN_URL) == 1
-    assert len(sleeps.delays) == tries - 1
+    assert len(clock.delays) == tries - 1
     assert info.value.status == status
     assert info.value.description == "upstream trouble"
 
 
 @pytest.mark.parametrize("status", [500, 502, 503, 504])
-async def test_5xx_then_success_returns_result(status: int) -> None:
+async def test_5xx_then_success_returns_result(status: int, clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=status)
         m.get(URL, status=status)
         m.get(URL, body=SEED_ORDER)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             order = await client.orders.get(874)
         assert count(m, "GET", URL) == 3
     assert order.order_no == "00865"
@@ -318,12 +332,12 @@ async def test_5xx_then_success_returns_result(status: int) -> None:
     ids=["envelope-500", "flat-400", "flat-errorCode"],
 )
 async def test_general_error_code_is_retried(
-    status: int, body: bytes, source: str | None
+    status: int, body: bytes, source: str | None, clock: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=status, body=body, repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+        async with make_client(retry=RetryConfig(max_tries=3), clock=clock) as client:
             with pytest.raises(SipsServerError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 3
@@ -336,11 +350,11 @@ async def test_general_error_code_is_retried(
     )
 
 
-async def test_general_error_plain_text_is_retried() -> None:
+async def test_general_error_plain_text_is_retried(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=500, body=b"GeneralError: try later", repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=2)) as client:
+        async with make_client(retry=RetryConfig(max_tries=2), clock=clock) as client:
             with pytest.raises(SipsServerError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 2
@@ -348,32 +362,32 @@ async def test_general_error_plain_text_is_retried() -> None:
     assert info.value.description == "GeneralError: try later"
 
 
-async def test_429_is_retried_then_rate_limit_error() -> None:
+async def test_429_is_retried_then_rate_limit_error(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=429, repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+        async with make_client(retry=RetryConfig(max_tries=3), clock=clock) as client:
             with pytest.raises(SipsRateLimitError):
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 3
 
 
-async def test_token_endpoint_5xx_is_retried() -> None:
+async def test_token_endpoint_5xx_is_retried(clock: FakeClock) -> None:
     with aioresponses() as m:
         m.post(TOKEN_URL, status=502)
         mock_token(m)
         m.get(URL, body=SEED_ORDER)
-        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+        async with make_client(retry=RetryConfig(max_tries=3), clock=clock) as client:
             await client.orders.get(874)
         assert count(m, "POST", TOKEN_URL) == 2
         assert [bearer(c) for c in calls(m, "GET", URL)] == [f"Bearer {ACCESS_TOKEN}"]
 
 
-async def test_connection_refused_is_connection_error_retried() -> None:
+async def test_connection_refused_is_connection_error_retried(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, exception=connector_error(), repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+        async with make_client(retry=RetryConfig(max_tries=3), clock=clock) as client:
             with pytest.raises(SipsConnectionError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 3
@@ -383,11 +397,13 @@ async def test_connection_refused_is_connection_error_retried() -> None:
     assert (err.method, err.path) == ("GET", "/orders/874")
 
 
-async def test_server_disconnected_is_connection_error_retried() -> None:
+async def test_server_disconnected_is_connection_error_retried(
+    clock: FakeClock,
+) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, exception=aiohttp.ServerDisconnectedError(), repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=4)) as client:
+        async with make_client(retry=RetryConfig(max_tries=4), clock=clock) as client:
             with pytest.raises(SipsConnectionError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 4
@@ -395,23 +411,23 @@ async def test_server_disconnected_is_connection_error_retried() -> None:
     assert info.value.sent is True
 
 
-async def test_connection_error_then_success() -> None:
+async def test_connection_error_then_success(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, exception=aiohttp.ServerDisconnectedError())
         m.get(URL, exception=connector_error())
         m.get(URL, body=SEED_ORDER)
-        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+        async with make_client(retry=RetryConfig(max_tries=3), clock=clock) as client:
             order = await client.orders.get(874)
         assert count(m, "GET", URL) == 3
     assert order.id == 874
 
 
-async def test_timeout_is_timeout_error_retried() -> None:
+async def test_timeout_is_timeout_error_retried(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, timeout=True, repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=3)) as client:
+        async with make_client(retry=RetryConfig(max_tries=3), clock=clock) as client:
             with pytest.raises(SipsTimeoutError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 3
@@ -419,11 +435,11 @@ async def test_timeout_is_timeout_error_retried() -> None:
     assert isinstance(info.value, SipsConnectionError)
 
 
-async def test_connect_timeout_is_timeout_error_not_sent() -> None:
+async def test_connect_timeout_is_timeout_error_not_sent(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, exception=aiohttp.ConnectionTimeoutError(), repeat=True)
-        async with make_client(retry=RetryConfig(max_tries=2)) as client:
+        async with make_client(retry=RetryConfig(max_tries=2), clock=clock) as client:
             with pytest.raises(SipsTimeoutError) as info:
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 2
@@ -462,14 +478,16 @@ SHAPES_ORDERS = {
 
 @pytest.mark.parametrize("status", [400, 500, 503])
 @pytest.mark.parametrize("shape", list(SHAPES_ORDERS))
-async def test_orders_general_error_never_retried(shape: str, status: int) -> None:
+async def test_orders_general_error_never_retried(
+    shape: str, status: int, clock: FakeClock
+) -> None:
     body, description, source = SHAPES_ORDERS[shape]
     order = make_order()
     with aioresponses() as m:
         mock_token(m)
         m.post(SUBMIT_URL, status=status, body=body, repeat=True)
         retry = RetryConfig(max_tries=5, submit="always")
-        async with make_client(retry=retry) as client:
+        async with make_client(retry=retry, clock=clock) as client:
             with pytest.raises(OrderProcessingError) as info:
                 await client.orders.submit(order)
         assert count(m, "POST", SUBMIT_URL) == 1
@@ -483,21 +501,21 @@ async def test_orders_general_error_never_retried(shape: str, status: int) -> No
     assert "Orders_GeneralError" in str(err)
 
 
-async def test_orders_general_error_on_get_not_retried() -> None:
+async def test_orders_general_error_on_get_not_retried(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=500, body=b'{"code": "Orders_GeneralError"}', repeat=True)
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(OrderProcessingError):
                 await client.orders.get(874)
         assert count(m, "GET", URL) == 1
 
 
-async def test_every_api_error_is_a_sips_api_error() -> None:
+async def test_every_api_error_is_a_sips_api_error(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.get(URL, status=418, body=b"teapot")
-        async with make_client(retry=MANY) as client:
+        async with make_client(retry=MANY, clock=clock) as client:
             with pytest.raises(SipsAPIError) as info:
                 await client.orders.get(874)
         assert total_requests(m) == 2

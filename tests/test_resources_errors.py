@@ -32,7 +32,7 @@ from tests._mock import (
     BASE,
     SUBMIT_URL,
     TOKEN_URL,
-    Sleeps,
+    FakeClock,
     calls,
     make_client,
     mock_token,
@@ -123,13 +123,13 @@ def _requests(m: aioresponses, method: str) -> int:
 
 
 @pytest.fixture
-def sleeps(monkeypatch: pytest.MonkeyPatch) -> Sleeps:
-    return Sleeps.install(monkeypatch)
+def sleeps() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.mark.parametrize(("name", "call", "method", "pattern"), CALLS, ids=IDS)
 async def test_400_is_a_validation_error_not_retried(
-    name: str, call: Call, method: str, pattern: str, sleeps: Sleeps
+    name: str, call: Call, method: str, pattern: str, sleeps: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m)
@@ -140,7 +140,7 @@ async def test_400_is_a_validation_error_not_retried(
             payload={"message": "bad input"},
             repeat=True,
         )
-        async with make_client() as client:
+        async with make_client(clock=sleeps) as client:
             with pytest.raises(SipsValidationError) as info:
                 await call(client)
         assert info.value.status == 400 and info.value.description == "bad input"
@@ -149,12 +149,12 @@ async def test_400_is_a_validation_error_not_retried(
 
 @pytest.mark.parametrize(("name", "call", "method", "pattern"), CALLS, ids=IDS)
 async def test_404_is_not_found_not_retried(
-    name: str, call: Call, method: str, pattern: str, sleeps: Sleeps
+    name: str, call: Call, method: str, pattern: str, sleeps: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.add(_url(pattern), method, status=404, body=b"Not Found", repeat=True)
-        async with make_client() as client:
+        async with make_client(clock=sleeps) as client:
             with pytest.raises(SipsNotFoundError):
                 await call(client)
         assert _requests(m, method) == 1
@@ -162,12 +162,12 @@ async def test_404_is_not_found_not_retried(
 
 @pytest.mark.parametrize(("name", "call", "method", "pattern"), CALLS, ids=IDS)
 async def test_401_twice_refreshes_once_then_raises(
-    name: str, call: Call, method: str, pattern: str, sleeps: Sleeps
+    name: str, call: Call, method: str, pattern: str, sleeps: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m, repeat=2)
         m.add(_url(pattern), method, status=401, repeat=True)
-        async with make_client() as client:
+        async with make_client(clock=sleeps) as client:
             with pytest.raises(SipsAuthError):
                 await call(client)
         assert _requests(m, method) == 2
@@ -176,12 +176,12 @@ async def test_401_twice_refreshes_once_then_raises(
 
 @pytest.mark.parametrize(("name", "call", "method", "pattern"), CALLS, ids=IDS)
 async def test_5xx_is_retried_with_backoff(
-    name: str, call: Call, method: str, pattern: str, sleeps: Sleeps
+    name: str, call: Call, method: str, pattern: str, sleeps: FakeClock
 ) -> None:
     with aioresponses() as m:
         mock_token(m)
         m.add(_url(pattern), method, status=502, repeat=True)
-        async with make_client() as client:
+        async with make_client(clock=sleeps) as client:
             with pytest.raises(SipsServerError):
                 await call(client)
         assert _requests(m, method) == 3  # RetryConfig().max_tries
@@ -261,14 +261,14 @@ async def test_a_pdf_answer_that_is_not_a_pdf_is_refused() -> None:
 
 
 async def test_integration_key_never_reaches_a_message_or_a_log(
-    caplog: pytest.LogCaptureFixture, sleeps: Sleeps
+    caplog: pytest.LogCaptureFixture, sleeps: FakeClock
 ) -> None:
     key = "INTEGRATION-KEY-SECRET-123"
     caplog.set_level(logging.DEBUG, logger="sips_async")
     with aioresponses() as m:
         mock_token(m)
         m.get(_url("/customers/validate/"), status=500, repeat=True)
-        async with make_client() as client:
+        async with make_client(clock=sleeps) as client:
             with pytest.raises(SipsServerError) as info:
                 await client.customers.validate("DEMO001", integration_key=key)
         (sent, *_) = [
