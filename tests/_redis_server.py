@@ -52,7 +52,9 @@ def ping(sock: Path, timeout: float = 1.0) -> bool:
             conn.settimeout(timeout)
             conn.connect(str(sock))
             conn.sendall(b"PING\r\n")
-            return conn.recv(64).startswith(b"+PONG")
+            answer = conn.recv(64)
+            # A server with a password answers -NOAUTH: it is up all the same.
+            return answer.startswith((b"+PONG", b"-NOAUTH"))
     except OSError:
         return False
 
@@ -60,13 +62,18 @@ def ping(sock: Path, timeout: float = 1.0) -> bool:
 class RedisServer:
     """One ``redis-server`` in ``directory``, on ``directory/redis.sock``.
 
+    ``args`` are more server options (``("--requirepass", "pw")``).
+
     ``persist=True`` turns the append-only file on (``appendfsync always``),
     so a :meth:`restart` keeps every acknowledged write.
     """
 
-    def __init__(self, directory: Path, *, persist: bool = False) -> None:
+    def __init__(
+        self, directory: Path, *, persist: bool = False, args: tuple[str, ...] = ()
+    ) -> None:
         self.directory = directory
         self.persist = persist
+        self.args = args
         self.sock = directory / "redis.sock"
         self.log = directory / "redis.log"
         self.process: subprocess.Popen[bytes] | None = None
@@ -98,6 +105,7 @@ class RedisServer:
         ]
         if self.persist:
             args += ["--appendfsync", "always"]
+        args += self.args
         self.process = subprocess.Popen(
             args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL
         )
