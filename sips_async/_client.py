@@ -10,6 +10,8 @@ from typing import Self
 import aiohttp
 
 from ._auth import TokenManager
+from ._branches import DEFAULT_REFERENCE_TTL, BranchesResource
+from ._codec import SubmitBody
 from ._config import (
     DEFAULT_BASE_URL,
     DEFAULT_CONNECT_TIMEOUT,
@@ -20,11 +22,15 @@ from ._config import (
     RetryConfig,
     WebhookConfig,
 )
+from ._customers import CustomersResource
+from ._invoices import InvoicesResource
 from ._orders import OrdersResource
+from ._products import ProductsResource
 from ._retry import Requester
 from ._transport import Transport
 from .errors import SipsClientClosedError, SipsConfigError
-from .webhooks import Store, WebhookReceiver
+from .stores import Store, open_store
+from .webhooks import Tracker, WebhookReceiver
 
 __all__ = ["SipsClient"]
 
@@ -63,7 +69,17 @@ class SipsClient:
         submit_timeout: seconds per attempt of a synchronous submit.
         connect_timeout: seconds to open a connection.
         max_connections: connection pool size (an owned session only).
-        store: where the embedded receiver keeps updates (in memory by default).
+        store: where orders and updates are kept: a
+            :class:`~sips_async.stores.Store` or a URL (``memory://``, the
+            default; ``sqlite:///orders.db``; ``redis://host:6379/0``). With
+            a :class:`WebhookReceiver` of your own, give it the store instead.
+        submit_body: ``"documented"`` (default) sends every key of SRS's
+            Submit V2 reference page, ``""`` where the order has nothing;
+            ``"minimal"`` sends only the keys the order sets (one
+            integrator's QA contract, which leaves out ``price``,
+            ``shipTo.name`` and ``jobAccountNumber``).
+        reference_ttl: seconds ``branches.active_products`` answers from
+            its cache.
 
     Example::
 
@@ -76,7 +92,19 @@ class SipsClient:
             ack = await pending.wait(timeout=60)
     """
 
-    __slots__ = ("_owns_receiver", "_receiver", "_state", "_transport", "orders")
+    __slots__ = (
+        "_owns_receiver",
+        "_owns_tracker",
+        "_receiver",
+        "_state",
+        "_tracker",
+        "_transport",
+        "branches",
+        "customers",
+        "invoices",
+        "orders",
+        "products",
+    )
 
     def __init__(
         self,
@@ -92,7 +120,9 @@ class SipsClient:
         submit_timeout: float = DEFAULT_SUBMIT_TIMEOUT,
         connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        store: Store | None = None,
+        store: Store | str | None = None,
+        submit_body: SubmitBody = "documented",
+        reference_ttl: float = DEFAULT_REFERENCE_TTL,
     ) -> None:
         if not client_id or not client_id.strip():
             raise SipsConfigError("client_id is required")
@@ -117,6 +147,11 @@ class SipsClient:
             transport=self._transport,
             timeout=timeout,
         )
+        if isinstance(webhook, WebhookReceiver) and store is not None:
+            raise SipsConfigError(
+                "store= is for the client's own receiver: pass it to your "
+                "WebhookReceiver(store=...) instead"
+            )
         if isinstance(webhook, WebhookConfig):
             self._receiver: WebhookReceiver | None = WebhookReceiver(
                 webhook, store=store
@@ -125,15 +160,45 @@ class SipsClient:
         else:
             self._receiver = webhook
             self._owns_receiver = False
-        #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``.
+        # Without a receiver the store still keeps the outbox: every order
+        # is written before it leaves, and outstanding() sees it.
+        self._owns_tracker = self._receiver is None
+        self._tracker = (
+            self._receiver.tracker
+            if self._receiver is not None
+            else Tracker(open_store(store or "memory://"), fed=False)
+        )
+        #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``,
+        #: ``outstanding``.
+        requester = Requester(
+            transport=self._transport, auth=auth, retry=retry or RetryConfig()
+        )
+        #: Customers: ``validate``, ``get``, ``order_templates``.
+        self.customers = CustomersResource(
+            requester=requester, endpoints=endpoints, timeout=timeout
+        )
+        #: Branches: ``locations``, ``for_customer``, ``active_products``.
+        self.branches = BranchesResource(
+            requester=requester, endpoints=endpoints, timeout=timeout, ttl=reference_ttl
+        )
+        #: Products: ``price``, ``catalog``.
+        self.products = ProductsResource(
+            requester=requester, endpoints=endpoints, timeout=timeout
+        )
+        #: Invoices: ``list``, ``get``, ``pdf``.
+        self.invoices = InvoicesResource(
+            requester=requester, endpoints=endpoints, timeout=timeout
+        )
+        #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``, ``check``,
+        #: ``list``.
         self.orders = OrdersResource(
-            requester=Requester(
-                transport=self._transport, auth=auth, retry=retry or RetryConfig()
-            ),
+            requester=requester,
+            branches=self.branches,
+            body=submit_body,
             endpoints=endpoints,
             timeout=timeout,
             submit_timeout=_positive("submit_timeout", submit_timeout),
-            tracker=self._receiver.tracker if self._receiver is not None else None,
+            tracker=self._tracker,
             tracker_shared=self._receiver is not None and not self._owns_receiver,
         )
         self._state = _State.NEW
@@ -174,6 +239,9 @@ class SipsClient:
             stack.push_async_callback(self._transport.aclose)
             if self._receiver is not None and self._owns_receiver:
                 await self._receiver.start()
+                stack.push_async_callback(self._receiver.aclose)
+            else:
+                await self._tracker.open()
             stack.pop_all()
         self._state = _State.OPEN
         return self
@@ -191,6 +259,8 @@ class SipsClient:
         try:
             if self._receiver is not None and self._owns_receiver:
                 await self._receiver.aclose()
+            elif self._owns_tracker:
+                await self._tracker.close()
             else:
                 self.orders.close_handed_out()
         finally:

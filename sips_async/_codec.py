@@ -13,7 +13,7 @@ import email.utils
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -90,13 +90,89 @@ _REQUIRED_LINE: Final = tuple(
 )
 
 
-def missing_fields(order: OrderRequest) -> tuple[str, ...]:
-    """Return the wire path of every required field that is absent or empty."""
+#: The body SRS's Submit V2 reference page documents (srs-api.md appendix
+#: U1.1): every key, in the order of SRS's example, with what is sent when the
+#: caller gave nothing ("" for strings). ``None`` marks the integers the
+#: required-field check guarantees; ``price`` absent is sent as 0 (integer,
+#: "no partner price").
+_DOCUMENTED_LINE: Final[dict[str, Any]] = {
+    "productId": None,
+    "productName": "",
+    "option": "",
+    "quantity": None,
+    "price": 0,
+    "customerItem": "",
+    "uom": "",
+}
+DOCUMENTED_BODY: Final[dict[str, Any]] = {
+    "sourceSystem": "",
+    "customerCode": "",
+    "jobAccountNumber": None,
+    "branchCode": "",
+    "accountNumber": "",
+    "transactionID": "",
+    "transactionDate": "",
+    "notes": "",
+    "shipTo": {
+        "name": "",
+        "addressLine1": "",
+        "addressLine2": "",
+        "addressLine3": "",
+        "city": "",
+        "state": "",
+        "zipCode": "",
+    },
+    "poDetails": {
+        "poNumber": "",
+        "reference": "",
+        "jobNumber": "",
+        "orderDate": "",
+        "expectedDeliveryDate": "",
+        "expectedDeliveryTime": "",
+        "orderType": "",
+        "shippingMethod": "",
+    },
+    "orderLineItemDetails": [_DOCUMENTED_LINE],
+    "customerContactInfo": {
+        "customerContactName": "",
+        "customerContactPhone": "",
+        "customerContactEmail": "",
+        "customerContactAddress": {
+            "addressLine1": "",
+            "city": "",
+            "state": "",
+            "zipCode": "",
+        },
+        "additionalContactEmails": [],
+    },
+}
+#: Wire keys SRS declares as integers (appendix U1.1), top level and per line.
+_INTEGER_KEYS: Final = frozenset({"jobAccountNumber", "shipToSequenceNumber"})
+_INTEGER_LINE_KEYS: Final = frozenset({"productId", "quantity", "price"})
+
+#: The two body styles ``encode_order`` can send.
+SubmitBody = Literal["documented", "minimal"]
+
+
+def missing_fields(
+    order: OrderRequest, *, body: SubmitBody = "documented"
+) -> tuple[str, ...]:
+    """Return the wire path of every required field that is absent or empty.
+
+    With ``body="minimal"`` (the integrator QA contract of srs-api.md 3.2)
+    ``jobAccountNumber`` may be left out when ``shipToSequenceNumber`` is given.
+    """
     # Inlined emptiness test (None, "" or []): this runs on every submit.
     missing = []
     for name, attr in _REQUIRED:
         value = getattr(order, attr)
         if value is None or (isinstance(value, (str, list)) and not value):
+            if (
+                body == "minimal"
+                and name == "jobAccountNumber"
+                and order.ship_to_sequence_number is not None
+            ):
+                continue
             missing.append(name)
     lines: object = order.order_line_item_details
     if isinstance(lines, list):
@@ -110,12 +186,82 @@ def missing_fields(order: OrderRequest) -> tuple[str, ...]:
     return tuple(missing)
 
 
-def encode_order(order: OrderRequest) -> bytes:
+def _whole(value: Any, path: str) -> Any:
+    """An integer-declared value: ints pass, whole floats become ints.
+
+    A fractional number is refused, never rounded: SRS cannot express it.
+    """
+    if isinstance(value, float) and not isinstance(value, bool):
+        if not value.is_integer():
+            raise SipsValidationError(
+                f"{path.rsplit('.', 1)[-1]} must be a whole number: SRS declares it "
+                f"an integer, so {value!r} cannot be sent (it is never rounded); "
+                "use a unit of measure in which it is whole",
+                field_path=path,
+            )
+        return int(value)
+    return value
+
+
+def _documented(given: dict[str, Any]) -> dict[str, Any]:
+    """Every documented key, in SRS's order; extras the caller gave kept."""
+    out: dict[str, Any] = {}
+    for key, default in DOCUMENTED_BODY.items():
+        value = given.get(key)
+        if key == "orderLineItemDetails":
+            out[key] = [_section(_DOCUMENTED_LINE, line) for line in value or ()]
+        elif isinstance(default, dict):
+            out[key] = _section(default, value)
+        else:
+            out[key] = default if value is None else value
+    for key, value in given.items():
+        if key not in out:
+            out[key] = value
+    return out
+
+
+def _section(template: dict[str, Any], given: Any) -> dict[str, Any]:
+    given = given if isinstance(given, dict) else {}
+    out: dict[str, Any] = {}
+    for key, default in template.items():
+        value = given.get(key)
+        if isinstance(default, dict):
+            out[key] = _section(default, value)
+        elif value is None:
+            out[key] = list(default) if isinstance(default, list) else default
+        else:
+            out[key] = value
+    for key, value in given.items():
+        if key not in out:
+            out[key] = value
+    return out
+
+
+def _integers(doc: dict[str, Any]) -> None:
+    """Make the integer-declared keys integers, or raise naming the field."""
+    for key in _INTEGER_KEYS:
+        if key in doc:
+            doc[key] = _whole(doc[key], f"$.{key}")
+    for i, line in enumerate(doc.get("orderLineItemDetails") or ()):
+        if isinstance(line, dict):
+            for key in _INTEGER_LINE_KEYS:
+                if key in line:
+                    line[key] = _whole(line[key], f"$.orderLineItemDetails[{i}].{key}")
+
+
+def encode_order(order: OrderRequest, *, body: SubmitBody = "documented") -> bytes:
     """Check an order and return its JSON body; raise before anything is sent.
+
+    Args:
+        body: ``"documented"`` (default) sends every key of SRS's Submit V2
+            reference page, ``""`` where the order has nothing (``price`` 0);
+            ``"minimal"`` sends only the keys the order sets, as one
+            integrator's QA contract does (srs-api.md 3.2).
 
     Raises:
         FieldsMissingError: required fields are missing (all are named).
-        SipsValidationError: a field has the wrong type or value; the error's
+        SipsValidationError: a field has the wrong type or value (a
+            fractional ``quantity`` or ``price``, say); the error's
             ``field_path`` is the JSON path of the first bad field.
     """
     if not isinstance(order, OrderRequest):
@@ -123,7 +269,7 @@ def encode_order(order: OrderRequest) -> bytes:
             f"expected an OrderRequest, got {type(order).__name__}", field_path="$"
         )
     try:
-        body = _encoder.encode(order)
+        doc = msgspec.to_builtins(order)
     except (TypeError, msgspec.EncodeError) as exc:
         raise SipsValidationError(f"order cannot be encoded: {exc}") from None
     tid: object = order.transaction_id
@@ -133,17 +279,25 @@ def encode_order(order: OrderRequest) -> bytes:
             "(it is how SRS's webhooks find the order)",
             field_path="$.transactionID",
         )
-    missing = missing_fields(order)
+    missing = missing_fields(order, body=body)
     if missing:
         raise FieldsMissingError(
             "required fields missing: " + ", ".join(missing), fields=missing
         )
-    # A decode against the schema finds wrong types that Python let through.
+    if not isinstance(doc, dict):  # pragma: no cover - a Struct is a dict
+        raise SipsValidationError("order cannot be encoded", field_path="$")
+    _integers(doc)
+    # A conversion against the schema finds wrong types that Python let through.
     try:
-        _order_decoder.decode(body)
+        msgspec.convert(doc, OrderRequest)
     except msgspec.ValidationError as exc:
         raise SipsValidationError(str(exc), field_path=_error_path(str(exc))) from None
-    return body
+    if body == "documented":
+        doc = _documented(doc)
+    try:
+        return _encoder.encode(doc)
+    except (TypeError, msgspec.EncodeError) as exc:  # pragma: no cover
+        raise SipsValidationError(f"order cannot be encoded: {exc}") from None
 
 
 def decode_order(data: bytes) -> OrderRequest:

@@ -33,13 +33,45 @@ class Endpoints:
     submit: str = "/orders/v2/submit"
     enqueue: str = "/orders/v2/submit/async"
     order: str = "/orders/{id}"
+    #: Order List (srs-api.md 3.3).
+    order_list: str = "/orders/List"
+    #: Customers (srs-api.md 3.7, 6).
+    validate_customer: str = "/customers/validate/"
+    customer: str = "/customers/{customerCode}"
+    order_templates: str = "/customers/v2/orderTemplates/{customerCode}"
+    #: Branches (srs-api.md 3.0, 6).
+    branch_locations: str = "/branches/v2/branchLocations"
+    customer_branch_locations: str = (
+        "/branches/v2/customerBranchLocations/{customerCode}"
+    )
+    active_branch_products: str = "/branches/v2/activeBranchProducts/{branchCode}"
+    #: Products (srs-api.md 6).
+    price: str = "/products/v2/price"
+    catalog: str = "/products/v2/catalog"
+    #: Invoices (srs-api.md 3.6); SRS has not published the PDF path: a guess.
+    invoices_list: str = "/invoices/list"
+    invoice: str = "/invoices/{invoiceNumber}"
+    invoice_pdf: str = "/invoices/{invoiceNumber}/pdf"
 
     def __post_init__(self) -> None:
-        for name in ("token", "submit", "enqueue", "order"):
+        for name in self.__slots__:
             if not getattr(self, name).startswith("/"):
                 raise SipsConfigError(f"endpoint {name!r} must start with '/'")
-        if "{id}" not in self.order:
-            raise SipsConfigError("endpoint 'order' must contain '{id}'")
+        for name, placeholder in _PLACEHOLDERS.items():
+            if placeholder not in getattr(self, name):
+                raise SipsConfigError(f"endpoint {name!r} must contain {placeholder!r}")
+
+
+#: The path parameter each templated endpoint must contain.
+_PLACEHOLDERS: Final = {
+    "order": "{id}",
+    "customer": "{customerCode}",
+    "order_templates": "{customerCode}",
+    "customer_branch_locations": "{customerCode}",
+    "active_branch_products": "{branchCode}",
+    "invoice": "{invoiceNumber}",
+    "invoice_pdf": "{invoiceNumber}",
+}
 
 
 SubmitRetry = Literal["safe", "always", "never"]
@@ -109,8 +141,9 @@ class WebhookConfig:
             from the bound address (behind a proxy or tunnel).
         max_body_size: bodies larger than this are refused with 413 unread.
         tolerance: seconds a signed timestamp may differ from now.
-        max_unclaimed: updates kept for orders nobody waits on (oldest
-            dropped first).
+        max_unclaimed: orders this SDK never sent or tracked whose updates
+            the default in-memory store keeps (oldest dropped first, with a
+            WARNING); a store passed in has its own ``max_unknown``.
     """
 
     host: str = "127.0.0.1"

@@ -36,7 +36,7 @@ _PRODUCTS: Final = (
     (75664, "CertainTeed Presidential Solaris Shingles", "Country Gray", "SQ"),
     (81230, "GAF Timberline HDZ Shingles", "Charcoal", "SQ"),
     (40112, "Owens Corning Starter Strip", "N/A", "BD"),
-    (55001, "Synthetic Underlayment 10 SQ", "N/A", "PC"),
+    (55001, "Synthetic Underlayment 10 SQ", "N/A", "RL"),
 )
 
 
@@ -47,7 +47,7 @@ def sample_order(number: int, *, branch: str = "BRRIV") -> OrderRequest:
         source_system="SIPSDEMO",
         customer_code="DEMO001",
         branch_code=branch,
-        job_account_number=1,
+        job_account_number=78,
         account_number="DEMO001",
         notes="sips-async demo order",
         ship_to=ShipTo(

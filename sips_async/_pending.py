@@ -1,4 +1,11 @@
-"""PendingOrder: a queued order whose fate arrives later, by webhook."""
+"""PendingOrder and the per-order entry it waits on.
+
+An :class:`Entry` is the in-process view of one order: the updates the store
+holds for it and the waiters woken when that changes. The tracker keeps at
+most one entry per order (weakly: an entry lives while a
+:class:`PendingOrder` holds it) and feeds it from the store's change
+notifications; :class:`PendingOrder` is the caller's handle on it.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +21,12 @@ from .errors import (
     SipsError,
 )
 from .models import OrderStatus, OrderUpdate, SubmitResult
+from .stores._base import replay_key
 
 if TYPE_CHECKING:
-    from .webhooks._tracker import Entry, Tracker
+    from .webhooks._tracker import Tracker
 
-__all__ = ["PendingOrder"]
+__all__ = ["Entry", "PendingOrder"]
 
 _NO_RECEIVER: Final = (
     "no webhook receiver is configured: pass webhook=WebhookConfig(...) or a "
@@ -57,10 +65,105 @@ def _matcher(target: StatusOrPredicate) -> Callable[[OrderUpdate], bool]:
     return lambda u: (u.event_status or "").casefold() == folded
 
 
+class Entry:
+    """In-process view of one tracked order: its updates and its waiters."""
+
+    __slots__ = (
+        "__weakref__",
+        "_event",
+        "_seen",
+        "closed",
+        "key",
+        "loaded",
+        "order_id",
+        "updates",
+    )
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.order_id: str | None = None
+        # A shared empty tuple until the first update: most pending orders
+        # have none, and an empty list per order costs 56 bytes.
+        self.updates: list[OrderUpdate] | tuple[OrderUpdate, ...] = ()
+        self._seen: set[str] | None = None  # replay keys of ``updates``
+        #: Whether the store's history was read in (``False``: not yet).
+        self.loaded = False
+        self._event: asyncio.Event | None = None
+        #: Set when the client that handed this order out was closed.
+        self.closed = False
+
+    def changed(self) -> asyncio.Event:
+        """An event set at the next change (a fresh one per generation)."""
+        event = self._event
+        if event is None:
+            event = self._event = asyncio.Event()
+        return event
+
+    def close(self) -> None:
+        """Mark closed and wake its waiters (they raise SipsClientClosedError)."""
+        self.closed = True
+        self.wake()
+
+    def wake(self) -> None:
+        """Wake everyone waiting on this entry."""
+        event, self._event = self._event, None
+        if event is not None:
+            event.set()
+
+    def add(self, updates: Sequence[OrderUpdate]) -> bool:
+        """Append the updates not held yet, in order; ``True`` if any was new."""
+        if not updates:
+            return False
+        seen = self._seen
+        if seen is None:
+            seen = self._seen = {replay_key(u) for u in self.updates}
+        fresh = []
+        for update in updates:
+            marker = replay_key(update)
+            if marker not in seen:
+                seen.add(marker)
+                fresh.append(update)
+                if self.order_id is None:
+                    self.order_id = update.order_id
+        if not fresh:
+            return False
+        self.updates = [*self.updates, *fresh] if self.updates else fresh
+        return True
+
+    def load(self, history: Sequence[OrderUpdate]) -> None:
+        """Take the store's ``history`` as the truth, keeping later arrivals.
+
+        Updates this entry heard of that the read did not see yet (they
+        arrived while it was in flight) stay, after the history.
+        """
+        held = self.updates
+        self.updates, self._seen = (), None
+        self.add(history)
+        self.add(held)
+        if self.order_id is None:
+            self.order_id = next((u.order_id for u in history if u.order_id), None)
+        self.loaded = True
+
+    def current(self) -> OrderUpdate | None:
+        """The update with the latest ``eventDateTime`` (later arrival on ties).
+
+        Updates without a time only count while nothing timed was seen, so a
+        late, older update never moves the status backwards.
+        """
+        best: OrderUpdate | None = None
+        for update in self.updates:
+            if best is None or (
+                update.occurred_at is not None
+                and (best.occurred_at is None or update.occurred_at >= best.occurred_at)
+            ):
+                best = update
+        return best
+
+
 class PendingOrder:
     """An order in SRS's queue, resolved by the webhooks SRS posts back.
 
-    Returned by ``client.orders.enqueue()`` and ``client.orders.track()``.
+    Returned by ``client.orders.enqueue()`` and ``await client.orders.track()``.
     Waiting never cancels shared state: many tasks may wait on one order, a
     cancelled or timed-out waiter leaves the order tracked for the others.
 
@@ -203,7 +306,7 @@ class PendingOrder:
             )
 
     def _require(self) -> tuple[Tracker, Entry]:
-        if self._tracker is None or self._entry is None:
+        if self._tracker is None or self._entry is None or not self._tracker.fed:
             raise SipsConfigError(_NO_RECEIVER)
         return self._tracker, self._entry
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Awaitable, Callable, Generator
+from collections.abc import Awaitable, Callable, Generator, Mapping
 from contextvars import ContextVar
 from typing import Any, Final, cast
 
@@ -81,6 +81,7 @@ class _Call:
         "json",
         "method",
         "order_sent",
+        "params",
         "path",
         "places_order",
         "replay",
@@ -95,9 +96,11 @@ class _Call:
         json: bytes | None,
         timeout: float,
         places_order: bool,
+        params: Mapping[str, str] | None = None,
     ) -> None:
         self.method = method
         self.path = path
+        self.params = params
         self.json = json
         self.timeout = timeout
         self.places_order = places_order
@@ -160,14 +163,16 @@ class Requester:
         json: bytes | None = None,
         timeout: float,
         places_order: bool = False,
+        params: Mapping[str, str] | None = None,
     ) -> Response:
         """Send with auth and retries; return a 2xx/3xx answer or raise.
 
         Args:
+            params: the query string (kept out of logs and error messages).
             places_order: the request places an order (submit/enqueue), so it
                 is re-sent only as ``RetryConfig.submit`` allows.
         """
-        call = _Call(method, path, json, timeout, places_order)
+        call = _Call(method, path, json, timeout, places_order, params)
         try:
             # The first attempt runs outside backoff: a call that succeeds
             # pays nothing for the retry machinery (benchmarks/submit.py).
@@ -225,6 +230,7 @@ class Requester:
                 path,
                 token=token,
                 json=call.json,
+                params=call.params,
                 timeout=call.timeout,
                 attempt=call.attempt,
             )

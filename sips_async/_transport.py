@@ -88,10 +88,14 @@ class Transport:
         token: str | None = None,
         json: bytes | None = None,
         form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
         timeout: float,
         attempt: int = 1,
     ) -> Response:
         """Send one request and read the whole answer.
+
+        ``params`` is the query string; it is never logged (it may carry a
+        customer's integration key).
 
         Raises:
             SipsConnectionError: no answer; ``sent`` is ``False`` only when
@@ -112,6 +116,7 @@ class Transport:
                 method,
                 self._base + path,
                 data=json if json is not None else form,
+                params=params,
                 headers=headers,
                 timeout=_client_timeout(timeout, min(self._connect_timeout, timeout)),
                 allow_redirects=False,

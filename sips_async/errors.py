@@ -7,7 +7,8 @@ Everything derives from :class:`SipsError`::
     ├── SipsClientClosedError (RuntimeError)    used after aclose(); wakes waiters
     ├── SipsAPIError                            SRS answered with an error
     │   ├── SipsValidationError (ValueError)    400, or bad input caught locally
-    │   │   └── FieldsMissingError              FieldsMissingFromRequestBody
+    │   │   ├── FieldsMissingError              FieldsMissingFromRequestBody
+    │   │   └── OrderCheckError                 check=True found problems
     │   ├── SipsAuthError                       401 after one token refresh, 403
     │   ├── SipsNotFoundError                   404
     │   ├── SipsRateLimitError                  429 (retried, Retry-After honoured)
@@ -28,10 +29,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .models import OrderUpdate
+    from .models import OrderProblem, OrderUpdate
 
 __all__ = [
     "FieldsMissingError",
+    "OrderCheckError",
     "OrderProcessingError",
     "OrderRejectedError",
     "OrderWaitTimeout",
@@ -52,7 +54,19 @@ __all__ = [
 
 
 class SipsError(Exception):
-    """Root of every exception raised by ``sips_async``."""
+    """Root of every exception raised by ``sips_async``.
+
+    Attributes:
+        transaction_id: set on every error ``submit``/``enqueue`` raise after
+            the order was written to the store: the order's ``transactionID``,
+            to look it up (``client.orders.track()``) instead of re-sending.
+        maybe_placed: set with it: ``False`` only when the SDK can prove SRS
+            never got (or refused) the request; ``True`` means SRS may have
+            placed the order, which then stays outstanding in the store.
+    """
+
+    transaction_id: str | None = None
+    maybe_placed: bool | None = None
 
 
 class SipsConfigError(SipsError, ValueError):
@@ -182,6 +196,22 @@ class FieldsMissingError(SipsValidationError):
             method=method,
             path=path,
             retry_after=retry_after,
+        )
+
+
+class OrderCheckError(SipsValidationError):
+    """Raised by ``submit``/``enqueue`` with ``check=True`` when the check fails.
+
+    ``problems`` holds every problem :meth:`OrdersResource.check` found
+    (field path, message, suggestion); nothing was sent.
+    """
+
+    def __init__(self, problems: tuple[OrderProblem, ...]) -> None:
+        self.problems = problems
+        super().__init__(
+            f"SRS would refuse or silently drop this order ({len(problems)} "
+            "problem(s)): " + "; ".join(str(p) for p in problems),
+            field_path=problems[0].field if problems else None,
         )
 
 

@@ -13,14 +13,31 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import uuid
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 import msgspec
 
 __all__ = [
+    "CALL_BRANCH",
     "FINAL_STATUSES",
+    "ActiveProduct",
     "Address",
     "Area",
+    "BranchLocation",
+    "CatalogItem",
+    "CustomerBranch",
+    "CustomerDetails",
+    "CustomerValidation",
+    "InvoiceHeader",
+    "InvoiceSummary",
+    "JobAccount",
+    "OrderProblem",
+    "OrderSummary",
+    "OrderTemplate",
+    "PriceItem",
+    "PriceLine",
+    "ProductVariant",
+    "TemplateProduct",
     "City",
     "ContactAddress",
     "Customer",
@@ -90,13 +107,20 @@ class PoDetails(_Request, frozen=True):
 
 
 class LineItem(_Request, frozen=True):
-    """One order line (an element of ``orderLineItemDetails``)."""
+    """One order line (an element of ``orderLineItemDetails``).
+
+    ``quantity`` and ``price`` are integers, as SRS's Submit V2 reference
+    page declares them (``srs-api.md`` appendix U1.1): a fractional quantity
+    is refused with :class:`~sips_async.errors.SipsValidationError`, never
+    rounded. ``option`` is the colour or variant (``"N/A"`` when the product
+    has only one).
+    """
 
     product_id: int | None = None
     product_name: str | None = None
     option: str | None = None
-    quantity: Annotated[float, msgspec.Meta(gt=0)] | None = None
-    price: float | None = None
+    quantity: Annotated[int, msgspec.Meta(gt=0)] | None = None
+    price: Annotated[int, msgspec.Meta(ge=0)] | None = None
     customer_item: str | None = None
     uom: str | None = None
 
@@ -145,7 +169,7 @@ class OrderRequest(_Request, frozen=True):
             source_system="ACME",
             customer_code="DEMO001",
             branch_code="BRRIV",
-            job_account_number=1,
+            job_account_number=78,  # never 1: SRS's placeholder
             po_details=PoDetails(po_number="5641-8Test"),
             order_line_item_details=[
                 LineItem(product_id=75664, quantity=1, uom="SQ"),
@@ -167,6 +191,9 @@ class OrderRequest(_Request, frozen=True):
     po_details: PoDetails | None = None
     order_line_item_details: list[LineItem] | None = None
     customer_contact_info: CustomerContactInfo | None = None
+    #: V1's ship-to sequence (``customerBranchLocations`` carries it); not in
+    #: SRS's V2 example, sent only when given.
+    ship_to_sequence_number: int | None = None
 
 
 #: Wire paths that must be present (and non-empty) before an order is sent.
@@ -501,3 +528,279 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
             f"event_id={self.event_id!r}, status={self.status!r}, "
             f"transaction_id={self.transaction_id!r}, order_id={self.order_id!r})"
         )
+
+
+# --------------------------------------------------------------------------
+# The rest of the order flow (srs-api.md 3.0, 3.3, 3.6, 3.7, 6)
+#
+# Typed where SRS publishes the shape; lenient where it does not: known
+# fields typed, everything SRS sent kept in ``raw`` (a ``dict``).
+# --------------------------------------------------------------------------
+
+#: What SRS asks partners to show instead of a price of 0 (srs-api.md 6).
+CALL_BRANCH: Final = "Please call branch for product pricing"
+
+
+class OrderProblem(msgspec.Struct, frozen=True, kw_only=True):
+    """One reason an order would be refused or silently dropped by SRS.
+
+    Attributes:
+        field: the wire path, e.g. ``orderLineItemDetails[0].uom``.
+        message: what is wrong and what to do, for a person.
+        suggestion: a value that would fix it, when there is one
+            (the variant's ``defaultUOM``, a real job account number...).
+    """
+
+    field: str
+    message: str
+    suggestion: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+class CustomerValidation(_Response, frozen=True, rename="camel"):
+    """``GET /customers/validate/`` (srs-api.md 3.7, documented).
+
+    ``valid_indicator`` is ``"Y"`` on SRS's reference page and ``true`` in
+    its introduction; :attr:`valid` accepts both.
+    """
+
+    valid_indicator: str | bool | None = None
+    customer_id: int | None = None
+    account_number: str | None = None
+    customer_name: str | None = None
+    home_branch_id: str | int | None = None
+    customer_address1: str | None = None
+    customer_address2: str | None = None
+    customer_address3: str | None = None
+    customer_city: str | None = None
+    customer_state: str | None = None
+    customer_zip_code: str | None = None
+    customer_phone: str | None = None
+
+    @property
+    def valid(self) -> bool:
+        """Whether SRS lets this customer order (``"Y"`` or ``true``)."""
+        value = self.valid_indicator
+        if isinstance(value, bool):
+            return value
+        return isinstance(value, str) and value.strip().upper() in ("Y", "TRUE")
+
+
+class CustomerDetails(_Response, frozen=True, rename="camel"):
+    """``GET /customers/{customerCode}`` (srs-api.md 6; address keys unknown)."""
+
+    customer_id: int | None = None
+    customer_key: str | int | None = None
+    customer_code: str | None = None
+    customer_name: str | None = None
+    phone: str | None = None
+    fax: str | None = None
+    home_branch: str | None = None
+    home_branch_id: int | str | None = None
+    non_saleable_indicator: str | None = None
+    raw: dict[str, Any] = {}
+
+
+class TemplateProduct(_Response, frozen=True, rename="camel"):
+    """One product of an order template (``defualtUOM`` is SRS's spelling)."""
+
+    product_id: int | None = None
+    default_uom: str | None = msgspec.field(default=None, name="defualtUOM")
+    product_category: str | None = None
+    product_web_name: str | None = None
+    product_options: list[str] = []
+    quantity: float | None = None
+    waste_factor: float | None = None
+    user_sort: int | None = None
+
+
+class OrderTemplate(_Response, frozen=True, rename="camel"):
+    """``GET /customers/v2/orderTemplates/{customerCode}`` (documented)."""
+
+    template_id: int | str | None = None
+    name: str | None = None
+    description: str | None = None
+    instructions_to_branch: str | None = None
+    products: list[TemplateProduct] = []
+
+
+class BranchLocation(_Response, frozen=True, rename="camel"):
+    """One branch of ``GET /branches/v2/branchLocations`` (shape guessed)."""
+
+    branch_code: str | None = None
+    branch_name: str | None = None
+    brand: str | None = None
+    address: str | None = None
+    city: str | None = None
+    state: str | None = None
+    zip_code: str | None = None
+    phone: str | None = None
+    shipping_methods: list[str] = []
+    raw: dict[str, Any] = {}
+
+
+class JobAccount(_Response, frozen=True, rename="camel"):
+    """A job account: the numeric ``jobAccountNumber`` every order needs."""
+
+    job_account_number: int
+    job_account_name: str | None = None
+    ship_to_sequence_number: int | None = None
+
+
+class CustomerBranch(_Response, frozen=True, rename="camel"):
+    """One branch of ``GET /branches/v2/customerBranchLocations/{code}``.
+
+    Documented (srs-api.md 6; ``shipToSequenceNumber`` per appendix U1.2).
+    """
+
+    branch_code: str
+    branch_name: str | None = None
+    distance_from_ship_to_in_miles: float | None = None
+    ship_to_sequence_number: int | None = None
+    job_accounts: list[JobAccount] = []
+
+
+class ProductVariant(_Response, frozen=True, rename="camel"):
+    """A colour/size variant of an active product, with its units of measure.
+
+    ``uoMs`` is the casing integrators read from SRS (appendix U2.3).
+    """
+
+    color_name: str | None = None
+    selected_option: str | None = None
+    uoms: list[str] = msgspec.field(default_factory=list, name="uoMs")
+    default_uom: str | None = msgspec.field(default=None, name="defaultUOM")
+
+    @property
+    def option(self) -> str | None:
+        """The text to send as ``option`` for this variant."""
+        return self.selected_option or self.color_name
+
+
+class ActiveProduct(_Response, frozen=True, rename="camel"):
+    """One product of ``GET /branches/v2/activeBranchProducts/{branchCode}``.
+
+    Fields as integrators read them (appendix U2.3, second-hand); ``raw``
+    keeps what SRS sent.
+    """
+
+    product_id: int
+    product_name: str | None = None
+    product_options: list[str] = []
+    product_variant: list[ProductVariant] = []
+    product_image_url: str | None = None
+    raw: dict[str, Any] = {}
+
+
+class PriceItem(msgspec.Struct, frozen=True, kw_only=True):
+    """One product to price (an element of ``productList``)."""
+
+    product_id: int
+    quantity: int
+    uom: str
+    product_name: str = ""
+    product_options: list[str] = []
+
+
+class PriceLine(_Response, frozen=True, rename="camel"):
+    """One line of ``POST /products/v2/price`` (documented, srs-api.md 6).
+
+    A ``price`` of 0 means "call the branch", never $0: :attr:`amount` is
+    then ``None`` and :attr:`display` is SRS's mandated text.
+    ``message_code`` 0 means the line was priced.
+    """
+
+    item_code: str | None = None
+    product_id: int | None = None
+    product_name: str | None = None
+    product_options: list[str] = []
+    price_uom: str | None = msgspec.field(default=None, name="priceUOM")
+    requested_uom: str | None = msgspec.field(default=None, name="requestedUOM")
+    uom_conversion_factor: float | None = None
+    price: float | None = None
+    available_status: str | None = None
+    transaction_id: str | None = None
+    message: str | None = None
+    message_code: int | str | None = None
+
+    @property
+    def call_branch(self) -> bool:
+        """Whether SRS gave no price (0): the partner must say "call branch"."""
+        return not self.price
+
+    @property
+    def amount(self) -> float | None:
+        """The unit price, or ``None`` when the branch must be called."""
+        return None if self.call_branch else self.price
+
+    @property
+    def display(self) -> str:
+        """The price as SRS requires it to be shown to a person."""
+        if self.call_branch:
+            return CALL_BRANCH
+        return f"${self.price:,.2f}"
+
+
+class CatalogItem(_Response, frozen=True, rename="camel"):
+    """One item of ``GET /products/v2/catalog`` (shape not published: lenient)."""
+
+    product_id: int | None = None
+    product_name: str | None = None
+    item_code: str | None = None
+    raw: dict[str, Any] = {}
+
+
+class InvoiceSummary(_Response, frozen=True, rename="camel"):
+    """One entry of ``POST /invoices/list``'s ``invoiceList`` (partly documented)."""
+
+    invoice_number: str
+    order_number: int | None = None
+    shipment_number: int | None = None
+    customer_code: str | None = None
+    invoice_date: str | None = None
+    raw: dict[str, Any] = {}
+
+
+class InvoiceHeader(_Response, frozen=True):
+    """``GET /invoices/{invoiceNumber}``'s ``invoiceHeader`` (partly documented)."""
+
+    invoice_number: str = msgspec.field(name="invoiceNumber")
+    order_number: int | None = msgspec.field(default=None, name="orderNumber")
+    shipment_number: int | None = msgspec.field(default=None, name="shipmentNumber")
+    ship_to_sequence_number: str | int | None = msgspec.field(
+        default=None, name="shipToSequenceNumber"
+    )
+    customer_code: str | None = msgspec.field(default=None, name="customerCode")
+    invoice_date: str | None = msgspec.field(default=None, name="invoiceDate")
+    invoice_sub_total: float | None = msgspec.field(
+        default=None, name="invoiceSubTotal"
+    )
+    invoice_charges: float | None = msgspec.field(default=None, name="invoiceCharges")
+    invoice_tax: float | None = msgspec.field(default=None, name="invoiceTax")
+    invoice_total: float | None = msgspec.field(default=None, name="invoiceTotal")
+    payment_status: str | None = msgspec.field(default=None, name="paymentStatus")
+    so_type_code: str | None = msgspec.field(default=None, name="SOTypeCode")
+    po_number: str | None = msgspec.field(default=None, name="PONumber")
+    sales_type_code: str | None = msgspec.field(default=None, name="salesTypeCode")
+    job_number: str | None = msgspec.field(default=None, name="jobNumber")
+    raw: dict[str, Any] = {}
+
+
+class OrderSummary(_Response, frozen=True, rename="camel"):
+    """One order of ``POST /orders/List`` (response not published: lenient).
+
+    The typed fields are guesses named after the request's own keys; read
+    ``raw`` for what SRS really sent.
+    """
+
+    order_id: int | str | None = None
+    order_number: int | str | None = None
+    po_number: str | None = msgspec.field(default=None, name="PONumber")
+    order_status: str | None = None
+    branch_code: str | None = None
+    customer_number: str | None = None
+    transaction_id: str | None = msgspec.field(default=None, name="transactionID")
+    order_date: str | None = None
+    raw: dict[str, Any] = {}

@@ -23,6 +23,7 @@ from aioresponses.core import RequestCall
 from yarl import URL
 
 from sips_async import RetryConfig, SipsClient, WebhookConfig
+from sips_async._codec import SubmitBody
 from tests.factories import CLIENT_ID, CLIENT_SECRET
 
 BASE: Final = "https://sips.test"
@@ -123,6 +124,7 @@ def make_client(
     base_url: str = BASE,
     webhook: WebhookConfig | None = None,
     session: aiohttp.ClientSession | None = None,
+    submit_body: SubmitBody = "documented",
 ) -> SipsClient:
     """A client with the test credentials (not opened)."""
     return SipsClient(
@@ -132,6 +134,7 @@ def make_client(
         retry=retry,
         webhook=webhook,
         session=session,
+        submit_body=submit_body,
     )
 
 

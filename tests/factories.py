@@ -19,7 +19,7 @@ def make_order(**overrides: Any) -> OrderRequest:
         "source_system": "TESTS",
         "customer_code": "DEMO001",
         "branch_code": "BRRIV",
-        "job_account_number": 1,
+        "job_account_number": 78,  # the sandbox's DEMO001 @ BRRIV
         "account_number": "DEMO001",
         "ship_to": ShipTo(
             name="John",
@@ -32,8 +32,8 @@ def make_order(**overrides: Any) -> OrderRequest:
         "order_line_item_details": [
             LineItem(
                 product_id=75664,
-                product_name="Shingles",
-                option="N/A",
+                product_name="CertainTeed Presidential Solaris Shingles",
+                option="Country Gray",
                 quantity=1,
                 price=12,
                 uom="SQ",

@@ -204,7 +204,7 @@ async def test_pending_wait_without_webhook_is_config_error() -> None:
         )
         async with make_client() as client:
             pending = await client.orders.enqueue(order)
-            for wait in (pending.wait, client.orders.track("t-1").wait):
+            for wait in (pending.wait, (await client.orders.track("t-1")).wait):
                 with pytest.raises(SipsConfigError) as info:
                     await wait(timeout=1)
                 message = str(info.value)

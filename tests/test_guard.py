@@ -54,7 +54,7 @@ async def guarded(
         client = SipsClient(
             client_id=CLIENT_ID, client_secret=CLIENT_SECRET, webhook=receiver
         )
-        yield receiver, url, client.orders.track(TXN)
+        yield receiver, url, await client.orders.track(TXN)
 
 
 def untouched(receiver: WebhookReceiver, pending: PendingOrder) -> None:

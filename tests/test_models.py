@@ -331,11 +331,13 @@ def test_transaction_id_is_a_fresh_uuid4_unless_given() -> None:
 
 
 async def test_submit_sends_the_order_body_unchanged() -> None:
+    # The minimal body: exactly what the order sets (the documented one,
+    # every key, is pinned in test_wire_body.py).
     order = make_order()
     with aioresponses() as m:
         mock_token(m)
         m.post(SUBMIT_URL, payload={"message": "Order Submitted"})
-        async with make_client() as client:
+        async with make_client(submit_body="minimal") as client:
             await client.orders.submit(order)
         (sent,) = calls(m, "POST", SUBMIT_URL)
         body = sent.kwargs["data"]

@@ -13,9 +13,9 @@ from sips_async.models import OrderRequest, LineItem
 
 def order() -> OrderRequest:
     return OrderRequest(source_system="USER", customer_code="DEMO001",
-                        branch_code="BRRIV", job_account_number=1,
-                        order_line_item_details=[LineItem(product_id=1, quantity=1,
-                                                          uom="SQ")])
+                        branch_code="BRRIV", job_account_number=78,
+                        order_line_item_details=[LineItem(product_id=40112, quantity=1,
+                                                          uom="BD")])
 
 
 @pytest.mark.sips_sandbox(step_delay=0.001)
@@ -27,7 +27,7 @@ async def test_enqueue_reaches_delivered(sips_client, sips_sandbox):
 
 
 async def test_pushed_updates(sips_client, sips_webhook):
-    pending = sips_client.orders.track("user-txn-1")
+    pending = await sips_client.orders.track("user-txn-1")
     assert await sips_webhook.send(transaction_id="user-txn-1", event_type="OU",
                                    status="Processed") == 200
     assert await sips_webhook.replay() == 200
@@ -39,7 +39,7 @@ async def test_pushed_updates(sips_client, sips_webhook):
     await sips_webhook.send(transaction_id="user-txn-2", event_type="OA",
                             status="Rejected")
     with pytest.raises(OrderRejectedError):
-        await sips_client.orders.track("user-txn-2").wait(timeout=5)
+        await (await sips_client.orders.track("user-txn-2")).wait(timeout=5)
 """
 
 

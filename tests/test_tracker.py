@@ -2,7 +2,7 @@
 
 Replays, reordering, rejections, timeouts, 1,000 concurrent orders, closing,
 cancelling, ``updates()``, ``wait_for()``, callbacks and the unclaimed bound.
-Orders are attached with ``client.orders.track()``; no SIPS host is needed.
+Orders are attached with ``await client.orders.track()``; no SIPS host is needed.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ async def settle() -> None:
 async def test_replay_is_recorded_once(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-replay")
+    pending = await client.orders.track("txn-replay")
     body = event_body(transaction_id="txn-replay", event_id="e1")
     first = await hook(session, client, body)
     second = await hook(session, client, body)
@@ -108,7 +108,7 @@ async def test_replay_is_recorded_once(
 async def test_older_update_does_not_move_status_back(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-order")
+    pending = await client.orders.track("txn-order")
     newer = event_body(
         transaction_id="txn-order",
         event_type="OU",
@@ -135,7 +135,7 @@ async def test_older_update_does_not_move_status_back(
 async def test_updates_by_srs_order_id_follow_the_transaction(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-link")
+    pending = await client.orders.track("txn-link")
     await hook(session, client, event_body(transaction_id="txn-link", order_id="555"))
     later = event_body(
         transaction_id=None,
@@ -171,7 +171,7 @@ async def test_rejection_raises_with_the_update(
     check: str,
 ) -> None:
     txn = f"txn-reject-{check}"
-    pending = client.orders.track(txn)
+    pending = await client.orders.track(txn)
     waiter = asyncio.create_task(pending.wait(timeout=5))
     await settle()
     body = event_body(transaction_id=txn, **kwargs)
@@ -197,7 +197,7 @@ async def test_rejection_raises_with_the_update(
 async def test_cancel_after_acknowledgement_is_not_a_rejection(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-oa-oc")
+    pending = await client.orders.track("txn-oa-oc")
     await hook(session, client, event_body(transaction_id="txn-oa-oc", event_id="a"))
     await hook(
         session,
@@ -222,7 +222,7 @@ async def test_cancel_after_acknowledgement_is_not_a_rejection(
 async def test_wait_timeout_keeps_order_tracked(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-slow")
+    pending = await client.orders.track("txn-slow")
     with pytest.raises(OrderWaitTimeout) as info:
         await pending.wait(timeout=0.05)
     assert isinstance(info.value, TimeoutError)
@@ -237,7 +237,7 @@ async def test_wait_timeout_keeps_order_tracked(
     await hook(session, client, body)
     assert (await waiter).raw == body
     # Re-attaching sees the same order.
-    again = client.orders.track("txn-slow")
+    again = await client.orders.track("txn-slow")
     assert [u.raw for u in again.history] == [body]
     assert (await again.wait(timeout=5)).raw == body
 
@@ -248,7 +248,7 @@ async def test_wait_timeout_keeps_order_tracked(
 async def test_thousand_concurrent_orders_no_cross_talk(client: SipsClient) -> None:
     n = 1000
     txns = [f"txn-{i:04d}-{i * 7919 % 10007}" for i in range(n)]
-    pendings = [client.orders.track(txn) for txn in txns]
+    pendings = [await client.orders.track(txn) for txn in txns]
     waiters = [asyncio.create_task(p.wait(timeout=20)) for p in pendings]
     await settle()
     url = client.webhook_url
@@ -301,8 +301,8 @@ async def _drain(pending: PendingOrder) -> list[OrderUpdate]:
 async def test_close_wakes_every_waiter(session: aiohttp.ClientSession) -> None:
     client = await make_client().open()
     try:
-        one = client.orders.track("txn-close-1")
-        two = client.orders.track("txn-close-2")
+        one = await client.orders.track("txn-close-1")
+        two = await client.orders.track("txn-close-2")
         await hook(session, client, event_body(transaction_id="txn-close-2"))
         waiters: list[asyncio.Task[object]] = [
             asyncio.create_task(one.wait()),
@@ -326,13 +326,13 @@ async def test_close_wakes_every_waiter(session: aiohttp.ClientSession) -> None:
     with pytest.raises(SipsClientClosedError):
         await one.wait(timeout=5)
     with pytest.raises(SipsClientClosedError):
-        client.orders.track("txn-close-3")
+        await client.orders.track("txn-close-3")
 
 
 async def test_cancelling_one_waiter_leaves_the_others(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-cancel")
+    pending = await client.orders.track("txn-cancel")
     doomed = asyncio.create_task(pending.wait())
     kept = [asyncio.create_task(pending.wait(timeout=5)) for _ in range(3)]
     await settle()
@@ -351,8 +351,8 @@ async def test_cancelling_one_waiter_leaves_the_others(
 async def test_many_waiters_on_one_order_all_wake(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-crowd")
-    other = client.orders.track("txn-crowd")  # a second handle on the same order
+    pending = await client.orders.track("txn-crowd")
+    other = await client.orders.track("txn-crowd")  # a second handle on the same order
     waiters = [asyncio.create_task(pending.wait(timeout=5)) for _ in range(100)]
     waiters += [asyncio.create_task(other.wait(timeout=5)) for _ in range(100)]
     await settle()
@@ -368,7 +368,7 @@ async def test_updates_yields_past_then_live_and_ends_on_final(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
     txn = "txn-stream"
-    pending = client.orders.track(txn)
+    pending = await client.orders.track(txn)
     await hook(session, client, event_body(transaction_id=txn, event_id="1"))
 
     seen: asyncio.Queue[OrderUpdate] = asyncio.Queue()
@@ -418,7 +418,7 @@ async def test_wait_for_status_text_and_predicate(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
     txn = "txn-wait-for"
-    pending = client.orders.track(txn)
+    pending = await client.orders.track(txn)
     delivered = asyncio.create_task(pending.wait_for(OrderStatus.DELIVERED, timeout=5))
     by_text = asyncio.create_task(pending.wait_for("in review/invoice DEPT", timeout=5))
     free_text = asyncio.create_task(pending.wait_for("EN ROUTE", timeout=5))
@@ -493,7 +493,7 @@ async def test_callbacks_once_per_new_update_and_failures_isolated(
 
     try:
         with caplog.at_level(logging.ERROR, logger="sips_async"):
-            pending = client.orders.track("txn-cb")
+            pending = await client.orders.track("txn-cb")
             first = event_body(transaction_id="txn-cb", event_id="1")
             await hook(session, client, first)
             await hook(session, client, first)  # replay: no callback
@@ -536,7 +536,7 @@ async def test_unclaimed_updates_are_kept_for_a_later_track(
             when="2026-05-21T00:00:00",
         ),
     )
-    pending = client.orders.track("txn-later")
+    pending = await client.orders.track("txn-later")
     assert [u.event_id for u in pending.history] == ["1", "2"]
     assert pending.status is OrderStatus.PROCESSED
     assert (await pending.wait(timeout=5)).raw == early
@@ -545,8 +545,8 @@ async def test_unclaimed_updates_are_kept_for_a_later_track(
 async def test_unclaimed_bound_drops_oldest_with_warning(
     session: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
 ) -> None:
-    async with make_client(store=MemoryStore(max_unclaimed=2)) as client:
-        claimed = client.orders.track("txn-claimed")  # claimed: never dropped
+    async with make_client(store=MemoryStore(max_unknown=2)) as client:
+        claimed = await client.orders.track("txn-claimed")  # claimed: never dropped
         with caplog.at_level(logging.WARNING, logger="sips_async"):
             for txn in ("txn-claimed", "txn-a", "txn-b", "txn-c"):
                 await hook(session, client, event_body(transaction_id=txn))
@@ -554,13 +554,13 @@ async def test_unclaimed_bound_drops_oldest_with_warning(
         assert len(warnings) == 1
         assert "txn-a" in warnings[0].getMessage()
 
-        assert client.orders.track("txn-a").history == []
-        assert len(client.orders.track("txn-b").history) == 1
-        assert len(client.orders.track("txn-c").history) == 1
+        assert (await client.orders.track("txn-a")).history == []
+        assert len((await client.orders.track("txn-b")).history) == 1
+        assert len((await client.orders.track("txn-c")).history) == 1
         assert len(claimed.history) == 1
 
 
-async def test_dropped_pending_order_is_released_to_the_bound(
+async def test_a_tracked_order_is_kept_after_its_handle_is_gone(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     import gc
@@ -568,20 +568,20 @@ async def test_dropped_pending_order_is_released_to_the_bound(
     from sips_async._codec import decode_event
     from sips_async.webhooks import MemoryStore
 
-    tracker = Tracker(MemoryStore(max_unclaimed=1))
-    pending = PendingOrder("gc-a", tracker=tracker, entry=tracker.entry("gc-a"))
+    # No lease to release: the store keeps what was tracked until it is final,
+    # whether or not a PendingOrder is still alive in this process.
+    tracker = Tracker(MemoryStore(max_unknown=1))
+    pending = PendingOrder("gc-a", tracker=tracker, entry=await tracker.attach("gc-a"))
     await tracker.record(decode_event(event_body(transaction_id="gc-a", order_id=None)))
     assert len(pending.history) == 1
     del pending
     gc.collect()
-    # Nobody holds "gc-a" any more: the next untracked order pushes it out.
     with caplog.at_level(logging.DEBUG, logger="sips_async"):
-        await tracker.record(
-            decode_event(event_body(transaction_id="gc-b", order_id=None))
-        )
-    # Someone followed "gc-a" already: dropping it is routine, not a WARNING.
-    drops = [r for r in caplog.records if "gc-a" in r.getMessage()]
-    assert [r.levelno for r in drops] == [logging.DEBUG]
-    assert "released" in drops[0].getMessage()
-    assert await tracker.store.history("gc-a") == []
+        for n in range(3):  # orders nobody sent push each other out, not gc-a
+            await tracker.record(
+                decode_event(event_body(transaction_id=f"gc-{n}", order_id=None))
+            )
+    assert len(await tracker.store.history("gc-a")) == 1
+    assert await tracker.store.history("gc-0") == []
+    assert not any("gc-a" in r.getMessage() for r in caplog.records)
     await tracker.close()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import gc
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -13,7 +12,6 @@ from sips_async import (
     MemoryStore,
     OrderRejectedError,
     OrderStatus,
-    OrderUpdate,
     PendingOrder,
     SipsClient,
     SipsClientClosedError,
@@ -21,6 +19,7 @@ from sips_async import (
     WebhookReceiver,
 )
 from sips_async._codec import decode_event
+from sips_async.stores import EVERYTHING, Change
 from sips_async.webhooks import Tracker
 
 from ._fake_sips import FakeSips, post
@@ -35,13 +34,13 @@ async def _record(tracker: Tracker, **fields: object) -> bool:
     return await tracker.record(decode_event(_update(**fields)))
 
 
-def _tracked(tracker: Tracker, key: str) -> PendingOrder:
-    return PendingOrder(key, tracker=tracker, entry=tracker.entry(key))
+async def _tracked(tracker: Tracker, key: str) -> PendingOrder:
+    return PendingOrder(key, tracker=tracker, entry=await tracker.attach(key))
 
 
 async def test_held_order_keeps_history_when_others_fill_the_bound() -> None:
-    tracker = Tracker(MemoryStore(max_unclaimed=1))
-    pending = _tracked(tracker, "held")
+    tracker = Tracker(MemoryStore(max_unknown=1))
+    pending = await _tracked(tracker, "held")
     await _record(
         tracker,
         transaction_id="held",
@@ -58,7 +57,7 @@ async def test_held_order_keeps_history_when_others_fill_the_bound() -> None:
         status="Delivered",
         when="2026-01-01T11:00:00",
     )
-    for n in range(3):  # unclaimed orders push the bound
+    for n in range(3):  # orders nobody sent push the bound
         await _record(tracker, transaction_id=f"other-{n}", event_id=f"o{n}")
     await _record(
         tracker,
@@ -76,7 +75,7 @@ async def test_held_order_keeps_history_when_others_fill_the_bound() -> None:
 
 async def test_order_id_only_rejection_merged_in_arrival_order() -> None:
     tracker = Tracker()
-    pending = _tracked(tracker, "txn-m")
+    pending = await _tracked(tracker, "txn-m")
     # The rejection names only SRS's order id; it arrives first.
     await _record(
         tracker,
@@ -104,7 +103,7 @@ async def test_order_id_only_rejection_merged_in_arrival_order() -> None:
 
 async def test_progress_before_acknowledgement_waits_for_the_oa() -> None:
     tracker = Tracker()
-    pending = _tracked(tracker, "txn-r")
+    pending = await _tracked(tracker, "txn-r")
     await _record(
         tracker, transaction_id="txn-r", event_id="2", event_type="OU", status="Placed"
     )
@@ -124,33 +123,32 @@ async def test_progress_before_acknowledgement_waits_for_the_oa() -> None:
 
 
 async def test_aliases_are_bounded_with_the_histories() -> None:
-    store = MemoryStore(max_unclaimed=5)
+    store = MemoryStore(max_unknown=5)
     tracker = Tracker(store)
-    for n in range(100):
-        key = f"txn-{n}"
-        entry = tracker.entry(key)
-        await tracker.link(key, f"Q-{n}")  # the queue GUID from the answer
+    for n in range(100):  # orders nobody here sent, each naming SRS's id
         await _record(
             tracker,
-            transaction_id=key,
+            transaction_id=f"txn-{n}",
             order_id=f"E-{n}",
             event_id=str(n),
             event_type="DU",
             status="Delivered",
         )
-        del entry
-    gc.collect()
-    for n in range(5):  # fresh untracked orders push the old ones out
-        await _record(tracker, transaction_id=f"late-{n}", event_id=f"l{n}")
-    assert await store.find("E-0") is None
-    assert await store.find("Q-0") is None
-    assert len(store._aliases) <= 10  # two ids per kept order, at most
+    # The oldest were dropped with their aliases: SRS's id alone no longer
+    # reaches them; the kept ones are still reached by it.
+    gone = await store.record(
+        decode_event(_update(transaction_id=None, order_id="E-0", event_id="x"))
+    )
+    kept = await store.record(
+        decode_event(_update(transaction_id=None, order_id="E-99", event_id="y"))
+    )
+    assert (gone.key, kept.key) == ("order:E-0", "txn-99")
     await tracker.close()
 
 
 async def test_updates_drains_what_arrived_with_the_final_one() -> None:
     tracker = Tracker()
-    pending = _tracked(tracker, "txn-d")
+    pending = await _tracked(tracker, "txn-d")
     await _record(
         tracker,
         transaction_id="txn-d",
@@ -231,7 +229,7 @@ async def test_missing_content_type_is_decoded_but_form_is_refused() -> None:
     async with WebhookReceiver(WebhookConfig(secret=HOOK_SECRET)) as receiver:
         url = receiver.url
         assert url is not None
-        pending = _tracked(receiver.tracker, "txn-ct")
+        pending = await _tracked(receiver.tracker, "txn-ct")
         body = _update(transaction_id="txn-ct")
         async with aiohttp.ClientSession(skip_auto_headers=["Content-Type"]) as s:
             async with s.post(url, data=body) as resp:
@@ -245,46 +243,43 @@ async def test_missing_content_type_is_decoded_but_form_is_refused() -> None:
         assert (await pending.wait(timeout=1)).transaction_id == "txn-ct"
 
 
-class _RemoteLikeStore:
-    """A store that is not a MemoryStore (as SQLite or Redis would be)."""
-
-    def __init__(self) -> None:
-        self.inner = MemoryStore()
-        self.released: list[str] = []
-        self.released_event = asyncio.Event()
-
-    async def claim(self, key: str) -> list[OrderUpdate]:
-        return await self.inner.claim(key)
-
-    async def release(self, key: str) -> None:
-        self.released.append(key)
-        self.released_event.set()
-        await self.inner.release(key)
-
-    async def append(self, key: str, update: OrderUpdate) -> bool:
-        return await self.inner.append(key, update)
-
-    async def history(self, key: str) -> list[OrderUpdate]:
-        return await self.inner.history(key)
-
-    async def link(self, key: str, order_id: str) -> list[OrderUpdate]:
-        return await self.inner.link(key, order_id)
-
-    async def find(self, order_id: str) -> str | None:
-        return await self.inner.find(order_id)
-
-    async def close(self) -> None:
-        await self.inner.close()
-
-
-async def test_other_stores_are_told_when_nobody_holds_an_order() -> None:
-    store = _RemoteLikeStore()
+async def test_changes_the_store_reports_from_elsewhere_wake_waiters() -> None:
+    # What a Redis store does for updates another instance recorded: the
+    # tracker hears only the change, never a record() call of its own.
+    store = MemoryStore()
     tracker = Tracker(store)
-    entry = await tracker.expect("remote-1")  # claimed in the store
-    pending = PendingOrder("remote-1", tracker=tracker, entry=entry)
-    assert store.released == []
-    del entry, pending
-    gc.collect()
-    await asyncio.wait_for(store.released_event.wait(), timeout=5)
-    assert store.released == ["remote-1"]
+    pending = await _tracked(tracker, "txn-remote")
+    waiter = asyncio.ensure_future(pending.wait(timeout=5))
+    await asyncio.sleep(0)
+    remote = decode_event(_update(transaction_id="txn-remote", event_id="r1"))
+    store.notify(Change("txn-remote", (remote,)))
+    assert (await waiter).event_id == "r1"
+    assert tracker.received == 0  # not recorded here
+    await tracker.close()
+
+
+class _DeafStore(MemoryStore):
+    """Tells nobody while ``deaf`` (as a Redis link that is down)."""
+
+    deaf = False
+
+    def notify(self, change: Change) -> None:
+        if not self.deaf:
+            super().notify(change)
+
+
+async def test_a_reload_everything_change_rereads_every_held_order() -> None:
+    store = _DeafStore()
+    tracker = Tracker(store)
+    held = [await _tracked(tracker, f"txn-all-{n}") for n in range(3)]
+    store.deaf = True  # written while nobody could hear of it
+    for n in range(3):
+        await store.record(
+            decode_event(_update(transaction_id=f"txn-all-{n}", event_id=f"a{n}"))
+        )
+    store.deaf = False
+    assert all(p.history == [] for p in held)
+    store.notify(Change(EVERYTHING, reload=True))
+    acks = await asyncio.gather(*(p.wait(timeout=5) for p in held))
+    assert [a.event_id for a in acks] == ["a0", "a1", "a2"]
     await tracker.close()

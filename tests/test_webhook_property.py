@@ -17,7 +17,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Final
+from typing import Any, Final, Self
 
 import aiohttp
 import pytest
@@ -195,12 +195,16 @@ class Harness:
         url = receiver.url
         assert url is not None
         self.base = url.removesuffix("/" + HOOK_SECRET)
-        client = SipsClient(
+        self.client = SipsClient(
             client_id=CLIENT_ID, client_secret=CLIENT_SECRET, webhook=receiver
         )
-        self.unreachable = client.orders.track(UNREACHABLE)
-        self.reachable = {txn: client.orders.track(txn) for txn in REACHABLE}
         self.accepted = 0
+
+    async def watch(self) -> Self:
+        """Attach to the watched orders (their histories loaded)."""
+        self.unreachable = await self.client.orders.track(UNREACHABLE)
+        self.reachable = {txn: await self.client.orders.track(txn) for txn in REACHABLE}
+        return self
 
     async def post(self, body: bytes, headers: dict[str, str] | None = None) -> int:
         sent = {"Content-Type": "application/json", SECRET_HEADER: HOOK_SECRET}
@@ -242,7 +246,7 @@ def harness(
         async def start() -> Harness:
             receiver = WebhookReceiver(config)
             await receiver.start()
-            return Harness(receiver, aiohttp.ClientSession())
+            return await Harness(receiver, aiohttp.ClientSession()).watch()
 
         async def stop(h: Harness) -> None:
             await h.session.close()

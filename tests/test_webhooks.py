@@ -235,7 +235,7 @@ async def test_chunked_body_under_the_cap_is_accepted(
 async def test_non_json_content_type_is_415(
     client: SipsClient, session: aiohttp.ClientSession, content_type: str
 ) -> None:
-    pending = client.orders.track("txn-415")
+    pending = await client.orders.track("txn-415")
     body = event_body(transaction_id="txn-415")
     reply = await post(session, hook_url(client), body, content_type=content_type)
     assert reply.status == 415
@@ -318,7 +318,7 @@ async def test_json_suffix_content_type_is_accepted(
 async def test_not_an_event_is_400_with_short_reason(
     client: SipsClient, session: aiohttp.ClientSession, body: bytes, reason_part: str
 ) -> None:
-    pending = client.orders.track("1")
+    pending = await client.orders.track("1")
     reply = await post(session, hook_url(client), body)
     assert reply.status == 400
     assert reply.body["ok"] is False
@@ -332,7 +332,7 @@ async def test_not_an_event_is_400_with_short_reason(
 async def test_unknown_event_type_is_accepted_and_delivered(
     client: SipsClient, session: aiohttp.ClientSession
 ) -> None:
-    pending = client.orders.track("txn-zz")
+    pending = await client.orders.track("txn-zz")
     body = event_body(
         transaction_id="txn-zz", event_type="zq", status="Something New", eventId=7
     )

@@ -78,6 +78,10 @@ class SandboxConfig:
             unreachable receiver (exponential backoff from 0.05 s, capped).
         branches: branch codes orders may name; any other is a business-rule
             failure (``Orders_GeneralError``).
+        silent_drops: drop, without a webhook, the queued orders SRS is
+            reported to drop (placeholder job account 1, a product not active
+            at the branch, a unit of measure the variant lacks, a missing
+            option on a multi-variant product); counted in ``stats().dropped``.
         seed: random seed for reproducible faults (``None``: unpredictable).
     """
 
@@ -95,6 +99,7 @@ class SandboxConfig:
     signing_secret: str | None = field(default=None, repr=False)
     webhook_retries: int = 5
     branches: tuple[str, ...] = ("BRRIV", "WSGRA", "DEMO")
+    silent_drops: bool = True
     seed: int | None = None
 
     def __post_init__(self) -> None:

@@ -58,6 +58,8 @@ class OrderRecord:
             a synchronous submit).
         customer_id: a stable numeric id for the order's ``customerCode``.
         rejection: why the queue will reject the order (``None``: it won't).
+        dropped: why SRS drops the queued order without a webhook (empty:
+            it doesn't).
         status: the current status text (``None`` until SRS places it).
         steps: the webhook steps still to come, in delivery order.
         swapped: per step, whether it is delivered after the next one.
@@ -69,6 +71,7 @@ class OrderRecord:
     queue_id: str | None
     customer_id: int
     rejection: str | None = None
+    dropped: tuple[str, ...] = ()
     status: str | None = None
     steps: tuple[Step, ...] = ()
     swapped: tuple[bool, ...] = ()
@@ -83,8 +86,8 @@ class OrderRecord:
 
     @property
     def visible(self) -> bool:
-        """Whether ``GET /orders/{id}`` finds the order (rejected ones vanish)."""
-        return self.rejection is None
+        """Whether ``GET /orders/{id}`` finds the order (rejected, dropped vanish)."""
+        return self.rejection is None and not self.dropped
 
     @property
     def webhook_order_id(self) -> str:
@@ -219,7 +222,7 @@ def sales_order_document(record: OrderRecord) -> dict[str, Any]:
         invoices.append(
             {
                 "id": record.erp_id,
-                "invoice_number": f"INV-SB-{record.erp_id}",
+                "invoice_number": f"{record.erp_id:010d}-001",
                 "date": date.isoformat(),
                 "due_date": (date + dt.timedelta(days=30)).isoformat(),
                 "total_amount": total,

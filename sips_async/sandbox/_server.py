@@ -10,6 +10,13 @@ and ``/orders/v2/Submit``):
   ``DU`` Delivered (or one ``OA`` Rejected).
 * ``GET /orders/{id}``: the seed's sales-order document, by ERP id or queue id.
 * ``GET /_sandbox/stats``: counters as JSON (no token needed).
+* The rest of SIPS (customers, branches, products, invoices, Order List)
+  from one small data set: see :mod:`._reference` and :mod:`._catalog`.
+
+A queued order that SRS is reported to drop without a webhook (placeholder
+job account 1, a product not active at the branch, a bad unit of measure, a
+missing option) is answered "Order Queued" and then dropped the same way;
+:attr:`SandboxStats.dropped` counts it (``SandboxConfig.silent_drops``).
 
 Errors use the seed's envelope ``{"error": {"code", "description",
 "source", "status_code"}}``.
@@ -38,15 +45,18 @@ from aiohttp import web
 from .._codec import decode_order, encode, missing_fields
 from ..errors import SipsConfigError, SipsValidationError
 from ..models import OrderRequest
+from ._catalog import drop_reasons
 from ._config import SandboxConfig, check_loopback, check_webhook_url
 from ._orders import (
     QUEUED_STEPS,
     REJECTED_STEPS,
     SUBMITTED_STEPS,
     OrderRecord,
+    Step,
     build_event,
     sales_order_document,
 )
+from ._reference import ReferenceRoutes
 from ._stats import FAULT_KINDS, SandboxStats, WebhookRecord
 from ._walker import Walker, chance
 
@@ -144,6 +154,7 @@ class Sandbox:
         self._by_id: dict[str, OrderRecord] = {}
         self._customers: dict[str, int] = {}
         self._transactions: collections.Counter[str] = collections.Counter()
+        self._dropped: dict[str, tuple[str, ...]] = {}
         self._faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self._tokens_issued = 0
         self._requests = 0
@@ -256,6 +267,7 @@ class Sandbox:
             tokens_issued=self._tokens_issued,
             requests=self._requests,
             faults=dict(self._faults),
+            dropped={txn: list(why) for txn, why in self._dropped.items()},
         )
 
     async def wait_idle(self, timeout: float | None = None) -> None:
@@ -351,6 +363,11 @@ class Sandbox:
             app.router.add_post(path + "/async", self._enqueue)
         app.router.add_get("/orders/{id}", self._order)
         app.router.add_get("/_sandbox/stats", self._stats)
+        ReferenceRoutes(
+            authorized=self._authorized,
+            error=_error,
+            orders=lambda: list(self._orders.values()),
+        ).register(app)
         return app
 
     @web.middleware
@@ -446,7 +463,8 @@ class Sandbox:
             order = decode_order(await request.read())
         except SipsValidationError as exc:
             return _error(request, 400, "BAD_REQUEST_ERROR", exc.description)
-        missing = missing_fields(order)
+        # SRS's QA is reported to take shipToSequenceNumber for the job account.
+        missing = missing_fields(order, body="minimal")
         if missing:
             return _error(
                 request,
@@ -457,7 +475,16 @@ class Sandbox:
         rejection = self._business_rules(order.branch_code)
         if rejection is not None and not queued:
             return _error(request, 400, "Orders_GeneralError", rejection)
-        record = self._record(order, queued=queued, rejection=rejection)
+        # An unknown branch is rejected by webhook (above); the silent drops
+        # are for orders SRS's queue takes, then loses.
+        dropped = (
+            drop_reasons(order)
+            if queued and rejection is None and self.config.silent_drops
+            else ()
+        )
+        record = self._record(
+            order, queued=queued, rejection=rejection, dropped=dropped
+        )
         if queued:
             return _json(
                 200,
@@ -489,7 +516,12 @@ class Sandbox:
         )
 
     def _record(
-        self, order: OrderRequest, *, queued: bool, rejection: str | None
+        self,
+        order: OrderRequest,
+        *,
+        queued: bool,
+        rejection: str | None,
+        dropped: tuple[str, ...] = (),
     ) -> OrderRecord:
         """Record an order (once per transactionID) and schedule its updates."""
         txn = order.transaction_id
@@ -508,6 +540,7 @@ class Sandbox:
             queue_id=str(uuid.uuid4()) if queued else None,
             customer_id=customer_id,
             rejection=rejection,
+            dropped=dropped,
         )
         if not queued:
             record.advance("Placed")
@@ -515,7 +548,13 @@ class Sandbox:
         self._by_id[str(erp_id)] = record
         if record.queue_id is not None:
             self._by_id[record.queue_id] = record
-        if rejection is not None:
+        steps: tuple[Step, ...]
+        if dropped:
+            # Queued, then lost downstream: no webhook ever (U2 items 1-2).
+            self._dropped[txn] = dropped
+            logger.info("dropping order %s silently: %s", txn, "; ".join(dropped))
+            steps = ()
+        elif rejection is not None:
             steps = REJECTED_STEPS
         else:
             steps = QUEUED_STEPS if queued else SUBMITTED_STEPS

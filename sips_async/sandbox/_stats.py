@@ -54,6 +54,8 @@ class SandboxStats(msgspec.Struct, frozen=True, kw_only=True):
         faults: injected faults per kind: ``error`` (503), ``drop`` (no
             answer), ``duplicate`` (replayed delivery), ``reorder`` (swapped
             steps).
+        dropped: queued orders dropped without a webhook, as SRS is reported
+            to drop them, by ``transactionID``, with the reasons.
     """
 
     transactions: dict[str, int] = {}
@@ -62,6 +64,7 @@ class SandboxStats(msgspec.Struct, frozen=True, kw_only=True):
     tokens_issued: int = 0
     requests: int = 0
     faults: dict[str, int] = {}
+    dropped: dict[str, list[str]] = {}
 
     def deliveries(self, transaction_id: str) -> list[WebhookRecord]:
         """The delivery attempts for one order, oldest first."""

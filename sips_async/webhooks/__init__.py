@@ -1,15 +1,15 @@
-"""The webhook side: receiver, guards, tracker and store.
+"""The webhook side: guard -> decode -> tracker -> waiters.
 
 SRS posts order updates here; the tracker records them through a
-:class:`Store` and wakes the :class:`~sips_async.PendingOrder` waiting on
-each order.
+:class:`~sips_async.stores.Store` and wakes the
+:class:`~sips_async.PendingOrder` waiting on each order.
 """
 
 from __future__ import annotations
 
+from ..stores import MemoryStore, Store
 from ._guard import SECRET_HEADER, sign_headers, verify_signature
 from ._receiver import WebhookReceiver
-from ._store import MemoryStore, Store
 from ._tracker import Tracker, UpdateCallback
 
 __all__ = [

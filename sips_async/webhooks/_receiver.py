@@ -12,7 +12,8 @@ from aiohttp import web
 
 from .._codec import EventDecodeError, decode_event, encode
 from .._config import WebhookConfig
-from ..errors import SipsConfigError
+from ..errors import SipsConfigError, SipsStoreError
+from ..stores import MemoryStore, Store, open_store
 from ._guard import (
     SECRET_HEADER,
     client_ip,
@@ -21,7 +22,6 @@ from ._guard import (
     secret_matches,
     verify_signature,
 )
-from ._store import Store
 from ._tracker import Tracker, UpdateCallback
 
 __all__ = ["WebhookReceiver"]
@@ -54,7 +54,8 @@ class WebhookReceiver:
     orders nobody waits on), 400 for a body that is not an SRS event, 401 for
     a bad secret or signature, 403 for an address outside the allow-list,
     413 for a body over ``max_body_size`` (refused unread), 415 for a body
-    that is not JSON.
+    that is not JSON, 503 when the store could not keep the update (so SRS
+    delivers it again: 2xx only ever means stored).
 
     Example::
 
@@ -81,7 +82,7 @@ class WebhookReceiver:
         config: WebhookConfig | None = None,
         *,
         tracker: Tracker | None = None,
-        store: Store | None = None,
+        store: Store | str | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
         cfg = config if config is not None else WebhookConfig()
@@ -96,9 +97,13 @@ class WebhookReceiver:
         self._allowed = parse_networks(cfg.allowed_ips)
         self._trusted = parse_networks(cfg.trusted_proxies)
         if tracker is None:
-            from ._store import MemoryStore
-
-            tracker = Tracker(store or MemoryStore(max_unclaimed=cfg.max_unclaimed))
+            tracker = Tracker(
+                open_store(store)
+                if store is not None
+                else MemoryStore(max_unknown=cfg.max_unclaimed)
+            )
+        elif store is not None:
+            raise SipsConfigError("pass store= or tracker=, not both")
         #: The tracker that records updates and wakes waiters.
         self.tracker = tracker
         self._app: web.Application | None = None
@@ -157,9 +162,10 @@ class WebhookReceiver:
     # -- serving -----------------------------------------------------------
 
     async def start(self) -> str:
-        """Listen on ``host``/``port``; return the URL to give SRS."""
+        """Open the store, listen on ``host``/``port``; return the URL to give SRS."""
         if self._runner is not None:
             raise SipsConfigError("the webhook receiver is already started")
+        await self.tracker.open()
         # No access log: the path may carry the secret.
         runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -247,7 +253,12 @@ class WebhookReceiver:
             update = decode_event(body)
         except EventDecodeError as exc:
             return _reply(400, str(exc))
-        new = await self.tracker.record(update)
+        try:
+            new = await self.tracker.record(update)
+        except SipsStoreError as exc:
+            # Never 2xx for an update that is not stored: SRS delivers again.
+            logger.error("webhook not stored, answered 503: %s", exc)
+            return _reply(503, "update could not be stored; deliver it again")
         return web.Response(body=_OK if new else _DUPLICATE, content_type=_JSON)
 
     @staticmethod

@@ -1,25 +1,25 @@
-"""The tracker: ties received updates to the orders callers wait on.
+"""The tracker: records updates through the store and wakes the orders awaiting them.
 
-Updates are correlated by ``transactionID`` (``subscriberReferenceNum3``),
-falling back to SRS's order id. Every update goes to the :class:`Store`
-first (replays are dropped there); then the in-process entry of the order,
-if any, is updated and its waiters are woken.
+Every update goes to the :class:`~sips_async.stores.Store` in one atomic
+``record`` (correlation, replays and id links happen there). Waiters are woken
+from the store's change notifications only, so an update recorded by this
+process, by another instance sharing a Redis store, or merged in by a link,
+reaches them the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import datetime as dt
 import inspect
 import logging
 import weakref
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
-from ..errors import SipsClientClosedError
+from .._pending import Entry
+from ..errors import SipsClientClosedError, SipsStoreError
 from ..models import OrderUpdate
-from ._store import MemoryStore, Store
+from ..stores import EVERYTHING, Change, MemoryStore, OrderState, Store, TrackedOrder
 
 __all__ = ["Tracker", "UpdateCallback"]
 
@@ -28,118 +28,45 @@ logger: Final = logging.getLogger("sips_async")
 UpdateCallback = Callable[[OrderUpdate], Awaitable[None] | None]
 
 
-class Entry:
-    """In-process view of one tracked order: its updates and its waiters."""
-
-    __slots__ = (
-        "__weakref__",
-        "_event",
-        "_on_gone",
-        "closed",
-        "key",
-        "loaded",
-        "order_id",
-        "updates",
-    )
-
-    def __init__(self, key: str, on_gone: Callable[[str], None] | None = None) -> None:
-        self.key = key
-        self.order_id: str | None = None
-        # A shared empty tuple until the first update: most pending orders
-        # have none, and an empty list per order costs 56 bytes.
-        self.updates: list[OrderUpdate] | tuple[OrderUpdate, ...] = ()
-        self.loaded = False
-        self._event: asyncio.Event | None = None
-        self._on_gone = on_gone
-        #: Set when the client that handed this order out was closed.
-        self.closed = False
-
-    def __del__(self) -> None:
-        # Nobody holds this order any more: let the store bound it again.
-        on_gone = self._on_gone
-        if on_gone is not None:
-            with contextlib.suppress(Exception):
-                on_gone(self.key)
-
-    def changed(self) -> asyncio.Event:
-        """An event set at the next change (a fresh one per generation)."""
-        event = self._event
-        if event is None:
-            event = self._event = asyncio.Event()
-        return event
-
-    def close(self) -> None:
-        """Mark closed and wake its waiters (they raise SipsClientClosedError)."""
-        self.closed = True
-        self.wake()
-
-    def wake(self) -> None:
-        """Wake everyone waiting on this entry."""
-        event, self._event = self._event, None
-        if event is not None:
-            event.set()
-
-    def add(self, update: OrderUpdate) -> None:
-        """Append one update."""
-        if isinstance(self.updates, list):
-            self.updates.append(update)
-        else:
-            self.updates = [*self.updates, update]
-
-    def merge(self, moved: list[OrderUpdate]) -> None:
-        """Add updates that arrived under SRS's order id, in arrival order."""
-        self.updates = sorted([*self.updates, *moved], key=_arrival)
-
-    def current(self) -> OrderUpdate | None:
-        """The update with the latest ``eventDateTime`` (later arrival on ties).
-
-        Updates without a time only count while nothing timed was seen, so a
-        late, older update never moves the status backwards.
-        """
-        best: OrderUpdate | None = None
-        for update in self.updates:
-            if best is None or (
-                update.occurred_at is not None
-                and (best.occurred_at is None or update.occurred_at >= best.occurred_at)
-            ):
-                best = update
-        return best
-
-
-def _arrival(update: OrderUpdate) -> dt.datetime:
-    return update.received_at
-
-
 class Tracker:
-    """Correlates updates with tracked orders and wakes their waiters."""
+    """Records updates through a store and keeps the waited orders' entries fresh.
+
+    Args:
+        store: where orders and updates are kept (a :class:`MemoryStore` if
+            omitted). The tracker opens it on first use and closes it.
+        fed: whether updates reach this tracker (a webhook receiver, or
+            polling); ``PendingOrder.wait()`` refuses to wait otherwise.
+    """
 
     __slots__ = (
         "_callbacks",
         "_closed",
         "_entries",
-        "_release",
+        "_opening",
+        "_rereads",
         "_tasks",
+        "_unsubscribe",
         "duplicates",
+        "fed",
         "received",
         "store",
     )
 
-    def __init__(self, store: Store | None = None) -> None:
+    def __init__(self, store: Store | None = None, *, fed: bool = True) -> None:
         self.store: Store = store if store is not None else MemoryStore()
-        # Called when nobody holds an order any more; one bound method shared
-        # by every entry (not 64 bytes per order).
-        self._release: Callable[[str], None] = (
-            self.store.release_nowait
-            if isinstance(self.store, MemoryStore)
-            else self._release_later
-        )
+        self.fed = fed
         self._entries: weakref.WeakValueDictionary[str, Entry] = (
             weakref.WeakValueDictionary()
         )
         self._callbacks: list[UpdateCallback] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        # key -> the re-read in flight after a merge; record() and settle()
+        # wait for it, so the caller's answer comes after waiters see it.
+        self._rereads: dict[str, asyncio.Task[None]] = {}
+        self._opening: asyncio.Task[None] | None = None
+        self._unsubscribe: Callable[[], None] | None = None
         self._closed = False
-        #: Updates recorded (replays excluded) and replays dropped.
+        #: Updates recorded by this process (replays excluded), replays dropped.
         self.received = 0
         self.duplicates = 0
 
@@ -154,63 +81,83 @@ class Tracker:
         """Whether :meth:`close` was called."""
         return self._closed
 
-    # -- orders --------------------------------------------------------------
+    async def open(self) -> None:
+        """Open the store and listen to its changes (once; later calls wait)."""
+        if self._unsubscribe is not None:
+            return
+        if self._closed:
+            raise SipsClientClosedError("the order tracker is closed")
+        opening = self._opening
+        if opening is None or (opening.done() and opening.exception() is not None):
+            opening = self._opening = asyncio.ensure_future(self._open())
+        await asyncio.shield(opening)
+
+    async def _open(self) -> None:
+        await self.store.open()
+        if self._unsubscribe is None:
+            self._unsubscribe = self.store.subscribe(self._on_change)
+
+    # -- orders ----------------------------------------------------------------
 
     def entry(self, key: str) -> Entry:
-        """The entry for ``key``, created (and claimed, in memory) if new."""
+        """The in-process view of order ``key`` (created, unloaded, if new)."""
         if self._closed:
             raise SipsClientClosedError("the order tracker is closed")
         entry = self._entries.get(key)
         if entry is None:
-            entry = Entry(key, self._release)
-            store = self.store
-            if isinstance(store, MemoryStore):  # no I/O: claim now
-                entry.updates = store.claim_nowait(key)
-                entry.loaded = True
-            self._entries[key] = entry
+            entry = self._entries[key] = Entry(key)
+        return entry
+
+    async def expect(self, key: str, *, po_number: str | None = None) -> Entry:
+        """Write an order to the store before its request leaves; its entry.
+
+        Raises:
+            SipsStoreError: the store could not write it (nothing is sent).
+        """
+        await self.open()
+        entry = self.entry(key)
+        entry.load(await self.store.begin(key, po_number=po_number))
+        return entry
+
+    async def attach(self, key: str) -> Entry:
+        """Follow order ``key`` (``track()``): its entry, history loaded."""
+        await self.open()
+        entry = self.entry(key)
+        entry.load(await self.store.adopt(key))
         return entry
 
     async def load(self, entry: Entry) -> None:
-        """Fill ``entry`` from the store (claiming it) if not done yet."""
+        """Read ``entry``'s history from the store if that was not done yet."""
         if not entry.loaded:
-            history = await self.store.claim(entry.key)
-            if len(history) > len(entry.updates):
-                entry.updates = history
-            entry.loaded = True
+            await self.open()
+            entry.load(await self.store.history(entry.key))
 
-    async def expect(self, key: str) -> Entry:
-        """Register an order before its submit leaves, so no update is lost."""
-        entry = self.entry(key)
-        await self.load(entry)
-        return entry
-
-    async def link(self, key: str, order_id: str) -> None:
-        """Tie SRS's ``order_id`` (from the submit answer) to ``key``."""
-        moved = await self.store.link(key, order_id)
+    async def settle(
+        self,
+        key: str,
+        state: OrderState,
+        *,
+        order_id: str | None = None,
+        queue_id: str | None = None,
+        error: str | None = None,
+    ) -> None:
+        """Record SRS's answer (or the failure) for a sent order."""
+        await self.open()
+        await self.store.settle(
+            key, state, order_id=order_id, queue_id=queue_id, error=error
+        )
+        await self._reread_done(key)
         entry = self._entries.get(key)
-        if entry is not None:
-            entry.order_id = entry.order_id or order_id
-            if moved:
-                entry.merge(moved)
-                entry.wake()
+        if entry is not None and entry.order_id is None:
+            entry.order_id = order_id
 
-    # -- updates -------------------------------------------------------------
+    async def outstanding(self) -> AsyncIterator[TrackedOrder]:
+        """The store's orders that are not final, oldest first."""
+        await self.open()
+        async for row in self.store.outstanding():
+            yield row
 
-    def _release_later(self, key: str) -> None:
-        # An entry was collected; a store that does I/O is told from the loop.
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:  # collected outside the loop (shutdown): skip
-            return
-        task = loop.create_task(self._released(key))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-
-    async def _released(self, key: str) -> None:
-        try:
-            await self.store.release(key)
-        except Exception:
-            logger.exception("store failed to release order %s", key)
+    # -- updates ---------------------------------------------------------------
 
     def on_update(self, callback: UpdateCallback) -> UpdateCallback:
         """Call ``callback(update)`` for every new update (usable as decorator)."""
@@ -218,35 +165,69 @@ class Tracker:
         return callback
 
     async def record(self, update: OrderUpdate) -> bool:
-        """Record one received update; ``False`` when it is a replay."""
-        store = self.store
-        key = update.transaction_id
-        if key is None:
-            found = await store.find(update.order_id) if update.order_id else None
-            key = found or (
-                f"order:{update.order_id}"
-                if update.order_id
-                else f"event:{update.event_type}:{update.event_id}"
-            )
-        if not await store.append(key, update):
+        """Record one received update; ``False`` when it is a replay.
+
+        Raises:
+            SipsStoreError: the store could not keep it (answer 503: SRS
+                delivers it again).
+        """
+        await self.open()
+        recorded = await self.store.record(update)
+        await self._reread_done(recorded.key)
+        if not recorded.new:
             self.duplicates += 1
-            logger.debug("replayed update %s for %s dropped", update.event_id, key)
+            logger.debug(
+                "replayed update %s for %s dropped", update.event_id, recorded.key
+            )
             return False
         self.received += 1
-        moved: list[OrderUpdate] = []
-        if update.transaction_id is not None and update.order_id is not None:
-            # Updates that came with SRS's order id only join this order now.
-            moved = await store.link(key, update.order_id)
-        entry = self._entries.get(key)
-        if entry is not None:
-            entry.add(update)
-            if moved:
-                entry.merge(moved)
-            entry.order_id = entry.order_id or update.order_id
-            entry.wake()
         for callback in self._callbacks:
             self._run_callback(callback, update)
         return True
+
+    def _on_change(self, change: Change) -> None:
+        if change.key == EVERYTHING:
+            for held in list(self._entries.values()):
+                self._reload(held)
+            return
+        entry = self._entries.get(change.key)
+        if entry is None:
+            return
+        if change.reload:
+            self._reload(entry)
+        elif entry.add(change.updates):
+            entry.wake()
+
+    def _reload(self, entry: Entry) -> None:
+        task = asyncio.ensure_future(self._reread(entry))
+        self._tasks.add(task)
+        self._rereads[entry.key] = task
+
+        def done(task: asyncio.Task[None], key: str = entry.key) -> None:
+            self._tasks.discard(task)
+            if self._rereads.get(key) is task:
+                del self._rereads[key]
+
+        task.add_done_callback(done)
+
+    async def _reread_done(self, key: str) -> None:
+        task = self._rereads.get(key)
+        if task is not None:
+            await asyncio.shield(task)
+
+    async def _reread(self, entry: Entry) -> None:
+        try:
+            entry.load(await self.store.history(entry.key))
+        except SipsStoreError as exc:
+            # Waiters keep waiting; the store says when it is back.
+            logger.warning("could not re-read order %s: %s", entry.key, exc)
+            return
+        entry.wake()
+
+    def _spawn(self, work: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def _run_callback(self, callback: UpdateCallback, update: OrderUpdate) -> None:
         try:
@@ -255,9 +236,7 @@ class Tracker:
             logger.exception("update callback %r failed", callback)
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(self._guarded(callback, result))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._spawn(self._guarded(callback, result))
 
     @staticmethod
     async def _guarded(callback: UpdateCallback, pending: Awaitable[None]) -> None:
@@ -267,7 +246,8 @@ class Tracker:
             logger.exception("update callback %r failed", callback)
 
     async def close(self) -> None:
-        """Wake every waiter with :class:`SipsClientClosedError`; finish callbacks."""
+        """Wake every waiter with :class:`SipsClientClosedError`, finish
+        callbacks, close the store."""
         if self._closed:
             return
         self._closed = True
@@ -275,4 +255,9 @@ class Tracker:
             entry.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        opening = self._opening
+        if opening is not None and not opening.done():
+            await asyncio.gather(opening, return_exceptions=True)
         await self.store.close()
