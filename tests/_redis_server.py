@@ -25,7 +25,13 @@ from typing import Final
 
 import pytest
 
-__all__ = ["RedisServer", "require_redis_server", "shared_server", "stop_shared"]
+__all__ = [
+    "RedisServer",
+    "own_server",
+    "require_redis_server",
+    "shared_server",
+    "stop_shared",
+]
 
 #: Seconds a server may take to answer PING after its start.
 START_DEADLINE: Final = 20.0
@@ -142,6 +148,18 @@ class RedisServer:
             yield self
         finally:
             self.stop()
+
+
+@contextlib.contextmanager
+def own_server(
+    *, persist: bool = False, args: tuple[str, ...] = ()
+) -> Iterator[RedisServer]:
+    """A server of the caller's own in a short temp dir, stopped on exit."""
+    # Not pytest's tmp_path: a unix socket path must stay under ~107 bytes.
+    with tempfile.TemporaryDirectory(prefix="sips-redis-") as tmp:
+        server = RedisServer(Path(tmp), persist=persist, args=args)
+        with server.running():
+            yield server
 
 
 _shared: RedisServer | None = None

@@ -10,14 +10,13 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 
 from sips_async import SipsConfigError, SipsStoreError
 from sips_async.stores import EVERYTHING, Change, OrderState, RedisStore, open_store
-from tests._redis_server import RedisServer, shared_server
+from tests._redis_server import RedisServer, own_server, shared_server
 from tests.test_store_protocol import update
 
 WAIT = 15.0  # seconds a test waits for an event before it fails
@@ -51,11 +50,7 @@ class Heard:
 @pytest.fixture
 def server() -> Iterator[RedisServer]:
     """A server of the test's own (with persistence), stopped at the end."""
-    # Not tmp_path: a unix socket path must stay short (~107 bytes).
-    with (
-        tempfile.TemporaryDirectory(prefix="sips-redis-") as tmp,
-        RedisServer(Path(tmp), persist=True).running() as running,
-    ):
+    with own_server(persist=True) as running:
         yield running
 
 
@@ -216,22 +211,22 @@ async def test_open_against_no_server_raises_quickly() -> None:
 async def test_the_password_is_never_shown(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    with tempfile.TemporaryDirectory(prefix="sips-redis-") as tmp:
-        protected = RedisServer(Path(tmp), args=("--requirepass", "the-right-one"))
-        with protected.running() as server:
-            with caplog.at_level(logging.DEBUG):
-                store = RedisStore(f"unix://:hunter2secret@{server.sock}")
-                assert "hunter2secret" not in repr(store)
-                with pytest.raises(SipsStoreError) as info:
-                    await store.open()  # a wrong password
-                await store.close()
-                good = RedisStore(f"unix://:the-right-one@{server.sock}")
-                await good.open()
-                assert (await good.record(update())).new
-                await good.close()
-            tcp = RedisStore("redis://admin:hunter2secret@127.0.0.1:6379/0")
-            assert "hunter2secret" not in repr(tcp)
-            assert "admin" not in repr(tcp)
+    with (
+        own_server(args=("--requirepass", "the-right-one")) as server,
+        caplog.at_level(logging.DEBUG),
+    ):
+        store = RedisStore(f"unix://:hunter2secret@{server.sock}")
+        assert "hunter2secret" not in repr(store)
+        with pytest.raises(SipsStoreError) as info:
+            await store.open()  # a wrong password
+        await store.close()
+        good = RedisStore(f"unix://:the-right-one@{server.sock}")
+        await good.open()
+        assert (await good.record(update())).new
+        await good.close()
+    tcp = RedisStore("redis://admin:hunter2secret@127.0.0.1:6379/0")
+    assert "hunter2secret" not in repr(tcp)
+    assert "admin" not in repr(tcp)
     assert "hunter2secret" not in str(info.value)
     assert "hunter2secret" not in caplog.text
 
