@@ -224,6 +224,13 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="also POST each accepted update's original body to URL (best effort)",
     )
+    listen.add_argument(
+        "--store",
+        metavar="URL",
+        help="where updates are kept (or SIPS_STORE): memory:// (default), "
+        "sqlite:///orders.db, redis://host:6379/0 (several listeners behind a "
+        "load balancer share one Redis)",
+    )
 
     submit = sub.add_parser("submit", help="submit an order from a JSON file")
     submit.add_argument("order_file", metavar="ORDER.json", help="order, SRS wire form")
@@ -317,7 +324,8 @@ async def cmd_listen(args: argparse.Namespace) -> int:
     """Run the receiver alone, printing one JSON line per accepted update."""
     from .webhooks import WebhookReceiver
 
-    receiver = WebhookReceiver(_webhook_config(args))
+    store = args.store or os.environ.get("SIPS_STORE") or None
+    receiver = WebhookReceiver(_webhook_config(args), store=store)
     receiver.on_update(lambda update: _print_json(update_to_json(update)))
     forward_to: str | None = args.forward
     if forward_to is not None and not forward_to.startswith(("http://", "https://")):

@@ -76,10 +76,10 @@ async def receivers(store_url: str, count: int) -> AsyncIterator[list[Receiver]]
 
 
 def updates() -> list[tuple[str, str, bytes]]:
-    """(transaction id, event id, body) of every update, orders interleaved."""
+    """(transaction id, event id, body) of every update, order by order."""
     out = []
-    for step, (kind, status) in enumerate(STEPS):
-        for n in range(ORDERS):
+    for n in range(ORDERS):
+        for step, (kind, status) in enumerate(STEPS):
             tx = f"multi-{n}"
             body = event_body(
                 transaction_id=tx,
@@ -149,12 +149,17 @@ async def test_several_receivers_one_redis_every_waiter_resolved() -> None:
 
             todo = [(i, e, b) for i, (_, e, b) in enumerate(updates())]
             third = len(todo) // 3
+            # Each phase finishes a third of the orders; their waiters here
+            # are woken through Redis (no update reaches this process's own
+            # receiver), before anything restarts.
             await phase(todo[:third])
+            await asyncio.gather(*waiters[: ORDERS // 3])
 
             rx[0].proc.send_signal(signal.SIGKILL)  # one instance dies
             assert await rx[0].proc.wait() == -signal.SIGKILL
             await phase(todo[third : 2 * third])
             assert replies["dead"] > 0  # the balancer did meet the dead one
+            await asyncio.gather(*waiters[: 2 * ORDERS // 3])
 
             server.stop()  # Redis restarts mid-run
             redis_up.clear()
