@@ -242,10 +242,9 @@ async def test_a_lost_answer_still_reaches_the_local_listeners() -> None:
         await b.record(one)
         await heard.until(1)
         a._lost["w-lost"] = None
-        a._heard(
-            b'{"i": "%s", "w": "w-lost", "k": "tx-l", "u": []}' % a._instance.encode()
-        )
-        a._heard(b'{"i": "%s", "w": "w-other", "k": "tx-l"}' % a._instance.encode())
+        mine = a._instance.encode()
+        a._heard(mine + b' w-lost\n{"k": "tx-l", "u": []}')
+        a._heard(mine + b' w-other\n{"k": "tx-l"}')  # answered: already told
         assert heard.changes == [Change("tx-l", (one,)), Change("tx-l")]
         assert "w-lost" not in a._lost
 

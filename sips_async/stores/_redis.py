@@ -37,6 +37,7 @@ import asyncio
 import collections
 import contextlib
 import datetime as dt
+import hashlib
 import itertools
 import math
 import time
@@ -54,7 +55,7 @@ try:
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import RedisError
+    from redis.exceptions import NoScriptError, RedisError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
@@ -85,6 +86,8 @@ __all__ = ["RedisStore"]
 
 _SCHEMES: Final = ("redis", "rediss", "unix")
 _PAGE: Final = 500
+#: Writes sent in one pipeline (one round trip) at most.
+_BATCH: Final = 256
 #: Own writes whose answer was lost, remembered so that their published
 #: change still reaches the local listeners.
 _LOST_MAX: Final = 1024
@@ -162,10 +165,12 @@ local function index(k)
   end
 end
 
+-- "<instance> <write id>" LF "<JSON>": a process skips its own, undecoded.
 local function publish(inst, wid, k, bodies, reload)
-  local msg = {i = inst, w = wid, k = k, r = reload}
+  local msg = {k = k, r = reload}
   if bodies then msg.u = bodies end
-  redis.call('PUBLISH', P .. 'changes', cjson.encode(msg))
+  local head = inst .. ' ' .. wid .. '\\n'
+  redis.call('PUBLISH', P .. 'changes', head .. cjson.encode(msg))
 end
 
 -- Tie SRS id `id` to order `k`; move the orphan `order:<id>` in (arrival
@@ -324,6 +329,20 @@ return out
 """
 )
 
+_SOURCES: Final = {
+    "record": _RECORD,
+    "begin": _BEGIN,
+    "settle": _SETTLE,
+    "history": _HISTORY,
+    "outstanding": _OUTSTANDING,
+}
+_SHA: Final = {
+    name: hashlib.sha1(
+        source.encode(), usedforsecurity=False
+    ).hexdigest()  # what Redis names it by
+    for name, source in _SOURCES.items()
+}
+
 _ROW_FIELDS: Final = (
     "known",
     "state",
@@ -337,11 +356,9 @@ _ROW_FIELDS: Final = (
 
 
 class _Message(msgspec.Struct, frozen=True):
-    """A change as published: who wrote it, the key, new updates, reload."""
+    """A change as published (after its writer's line): key, new updates, reload."""
 
-    i: str
     k: str
-    w: str = ""
     r: bool = False
     u: tuple[str, ...] = ()
 
@@ -474,11 +491,17 @@ class RedisStore(Listeners):
         self._timeout = float(timeout)
         self._max_connections = max_connections
         self._instance = uuid.uuid4().hex
+        self._mark = f"{self._instance} ".encode()
         self._writes = itertools.count()
         self._lost: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pool: BlockingConnectionPool | None = None
         self._client: Redis | None = None
-        self._scripts: dict[str, Any] = {}
+        self._sha: dict[str, str] = {}
+        self._queue: list[
+            tuple[str, list[str | bytes], str | None, asyncio.Future[Any]]
+        ]
+        self._queue = []
+        self._writer: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
         self._listener: asyncio.Task[None] | None = None
@@ -511,16 +534,6 @@ class RedisStore(Listeners):
             retry=Retry(NoBackoff(), 0),  # a write is never sent twice
         )
         client = Redis(connection_pool=pool)
-        scripts = {
-            name: client.register_script(source)
-            for name, source in (
-                ("record", _RECORD),
-                ("begin", _BEGIN),
-                ("settle", _SETTLE),
-                ("history", _HISTORY),
-                ("outstanding", _OUTSTANDING),
-            )
-        }
         subscribed = asyncio.Event()
         listener: asyncio.Task[None] | None = None
         try:
@@ -546,11 +559,14 @@ class RedisStore(Listeners):
             await client.aclose()
             await pool.disconnect()
             raise
-        self._pool, self._client, self._scripts = pool, client, scripts
+        self._pool, self._client = pool, client
         self._listener = listener
 
     async def close(self) -> None:
         self._closed = True
+        writer = self._writer
+        if writer is not None:
+            await asyncio.gather(writer, return_exceptions=True)
         listener, self._listener = self._listener, None
         if listener is not None:
             listener.cancel()
@@ -584,16 +600,17 @@ class RedisStore(Listeners):
             self._down = False
             logger.warning("Redis store %s reachable again", self._shown)
 
-    async def _guard(self, call: Any, wid: str | None = None) -> Any:
+    async def _guard(self, call: Any, wids: Sequence[str | None] = ()) -> Any:
         """Await ``call``; a Redis failure becomes :class:`SipsStoreError`."""
         try:
             result = await call
         except _DOWN_ERRORS as exc:
-            if wid is not None:
-                # Maybe written and published: hear our own message after all.
-                self._lost[wid] = None
-                while len(self._lost) > _LOST_MAX:
-                    self._lost.popitem(last=False)
+            for wid in wids:
+                if wid is not None:
+                    # Maybe written and published: hear our own message after all.
+                    self._lost[wid] = None
+            while len(self._lost) > _LOST_MAX:
+                self._lost.popitem(last=False)
             self._went_down(exc)
             raise SipsStoreError(
                 f"Redis store {self._shown}: {self._describe(exc)}"
@@ -606,8 +623,67 @@ class RedisStore(Listeners):
         return result
 
     async def _run(self, name: str, args: list[str | bytes], wid: str | None) -> Any:
+        """Run script ``name``: queued, and sent with the others queued meanwhile."""
         await self.open()
-        return await self._guard(self._scripts[name](keys=[], args=args), wid)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        self._queue.append((name, args, wid, future))
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        # One pipeline in flight; whatever queues meanwhile goes in the next
+        # one: a burst of webhooks costs one round trip per batch, not each.
+        while self._queue:
+            batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+            try:
+                results = await self._guard(
+                    self._pipeline([(name, args) for name, args, _, _ in batch]),
+                    [wid for _, _, wid, _ in batch],
+                )
+            except SipsStoreError as exc:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (*_, future), result in zip(batch, results, strict=True):
+                if future.done():
+                    continue
+                if isinstance(result, Exception):
+                    future.set_exception(
+                        SipsStoreError(
+                            f"Redis store {self._shown}: {self._describe(result)}"
+                        )
+                    )
+                else:
+                    future.set_result(result)
+
+    async def _pipeline(self, calls: list[tuple[str, list[str | bytes]]]) -> list[Any]:
+        """Each script call's answer (or its error), in one round trip."""
+        client = self._client
+        if client is None:
+            raise SipsStoreError(f"Redis store {self._shown} is closed")
+        results: list[Any] = [None] * len(calls)
+        todo = list(range(len(calls)))
+        for _ in range(2):  # a second time after loading scripts Redis lacked
+            pipe = client.pipeline(transaction=False)
+            for i in todo:
+                name, args = calls[i]
+                sha = self._sha.get(name) or _SHA[name]
+                pipe.evalsha(sha, 0, *args)
+            answers = await pipe.execute(raise_on_error=False)
+            missing = []
+            for i, answer in zip(todo, answers, strict=True):
+                results[i] = answer
+                if isinstance(answer, NoScriptError):
+                    missing.append(i)  # not run: safe to send again
+            if not missing:
+                break
+            for name in {calls[i][0] for i in missing}:
+                self._sha[name] = await client.script_load(_SOURCES[name])
+            todo = missing
+        return results
 
     def _next_write(self) -> str:
         return str(next(self._writes))
@@ -669,13 +745,15 @@ class RedisStore(Listeners):
             delay = min(delay * 2, _BACKOFF_MAX)
 
     def _heard(self, data: bytes) -> None:
+        writer, _, body = data.partition(b"\n")
+        if writer.startswith(self._mark):
+            wid = writer[len(self._mark) :].decode()
+            if wid not in self._lost:
+                return  # told the listeners when the write returned
+            del self._lost[wid]
         try:
-            message = _message_decoder.decode(data)
-            if message.i == self._instance:
-                if message.w not in self._lost:
-                    return  # told the listeners when the write returned
-                del self._lost[message.w]
-            updates = tuple(decode_update(body) for body in message.u)
+            message = _message_decoder.decode(body)
+            updates = tuple(decode_update(u) for u in message.u)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             logger.warning("ignored a malformed change on %s: %s", self._channel, exc)
             return
