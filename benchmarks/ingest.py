@@ -11,6 +11,12 @@ Two receiver processes take turns, each on the client loop under test:
   that checks the same secret, decodes with msgspec and resolves a ``dict`` of
   futures registered beforehand for the same keys.
 
+A third receiver process, ``sdk-sqlite``, is the ``sdk`` receiver on a
+``SqliteStore`` (a fresh file per trial in a temporary directory, WAL,
+``synchronous=NORMAL``): every webhook is committed before its 200, with
+group commit. It is compared with the ``sdk`` receiver (``MemoryStore``) in
+the same run, under the same aiohttp sender.
+
 One load generator process (aiohttp client, 64 concurrent POSTs) sends the
 same SRS-shaped bodies (``tests.factories.event_body``: an ``OA`` per order,
 distinct ``transactionID`` and ``eventId``) to whichever receiver is being
@@ -37,6 +43,7 @@ from typing import Any, Final
 import aiohttp
 
 from sips_async import PendingOrder, WebhookConfig, WebhookReceiver
+from sips_async.stores import SqliteStore, Store
 from tests.factories import event_body
 
 from ._harness import (
@@ -68,6 +75,8 @@ class SdkReceiver:
     """A fresh ``WebhookReceiver`` per trial, its orders registered first."""
 
     def __init__(self, config: dict[str, Any]) -> None:
+        self._store_kind: str = config.get("store", "memory")
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
         self._receiver: WebhookReceiver | None = None
         self._pending: list[PendingOrder] = []
         self._cpu = 0.0
@@ -78,14 +87,24 @@ class SdkReceiver:
 
     async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if name == "prepare":
+            store: Store | None = None
+            if self._store_kind == "sqlite":
+                self._tmp = tempfile.TemporaryDirectory()
+                store = SqliteStore(Path(self._tmp.name) / "orders.db")
             receiver = WebhookReceiver(
-                WebhookConfig(host="127.0.0.1", port=0, path=_PATH, secret=HOOK_SECRET)
+                WebhookConfig(host="127.0.0.1", port=0, path=_PATH, secret=HOOK_SECRET),
+                store=store,
             )
             url = await receiver.start()
             tracker = receiver.tracker
+            keys = _keys(args["prefix"], args["count"])
+            entries = []
+            for start in range(0, len(keys), 1_000):  # batched outbox writes
+                chunk = keys[start : start + 1_000]
+                entries += await asyncio.gather(*(tracker.expect(k) for k in chunk))
             self._pending = [
-                PendingOrder(key, tracker=tracker, entry=await tracker.expect(key))
-                for key in _keys(args["prefix"], args["count"])
+                PendingOrder(key, tracker=tracker, entry=entry)
+                for key, entry in zip(keys, entries, strict=True)
             ]
             self._receiver = receiver
             self._gc = GcTimer()
@@ -107,6 +126,9 @@ class SdkReceiver:
                 self._receiver, self._pending = None, []
             finally:
                 quiet.setLevel(level)
+            if self._tmp is not None:
+                self._tmp.cleanup()
+                self._tmp = None
             return {"cpu": cpu, "gc": self._gc.seconds, "resolved": resolved}
         raise ValueError(f"unknown command {name!r}")
 
@@ -251,6 +273,11 @@ def run(opts: Options) -> Outcome:
             "SDK/bare",
         ],
     )
+    store_table = Table(
+        f"ingest by store: aiohttp sender, {CONCURRENCY} concurrent POSTs, {ops} "
+        "webhooks per trial; each webhook stored before its 200",
+        ["loop", "store", "webhooks/s", "p50 ms", "p99 ms", "CPU µs/hook", "vs memory"],
+    )
     wrk_table = Table(
         f"ingest: wrk sender (1 thread, {CONCURRENCY} connections, {wrk_seconds} s "
         "per trial); CPU is the receiver's",
@@ -265,8 +292,9 @@ def run(opts: Options) -> Outcome:
             specs: list[Spec] = [
                 ("benchmarks.ingest:SdkReceiver", loop, {}),
                 ("benchmarks.ingest:BareReceiver", loop, {}),
+                ("benchmarks.ingest:SdkReceiver", loop, {"store": "sqlite"}),
             ]
-            with workers(specs) as [sdk, bare]:
+            with workers(specs) as [sdk, bare, sqlite]:
                 print(f"  ingest loop={loop} ops={ops}")
                 trials = interleave(
                     {
@@ -282,6 +310,36 @@ def run(opts: Options) -> Outcome:
                 _rows(table, loop, trials, rate, latency=True)
                 targets.append(
                     Target(f"{loop} webhooks/s vs bare", median(rate), 0.90, True)
+                )
+                print(f"  ingest by store loop={loop} ops={ops}")
+                trials = interleave(
+                    {
+                        "memory": _trial(sdk, sender, prefixes, ops),
+                        "sqlite": _trial(sqlite, sender, prefixes, ops),
+                    },
+                    rounds=opts.rounds,
+                    warmup=opts.warmup,
+                )
+                raw[f"{loop}/stores"] = trials
+                rate = ratios(trials["sqlite"], trials["memory"], "rate")
+                pairs[f"{loop}/sqlite-vs-memory"] = rate
+                for name in ("memory", "sqlite"):
+                    s = summarize(trials[name])
+                    store_table.rows.append(
+                        [
+                            loop,
+                            name,
+                            f"{s['rate']:,.0f}",
+                            ms(s["p50"]),
+                            ms(s["p99"]),
+                            us(s["cpu_per_op"]),
+                            ratio(rate) if name == "sqlite" else "",
+                        ]
+                    )
+                targets.append(
+                    Target(
+                        f"{loop} SQLite webhooks/s vs memory", median(rate), 0.70, True
+                    )
                 )
                 if use_wrk:
                     print(f"  ingest wrk loop={loop} seconds={wrk_seconds}")
@@ -305,11 +363,11 @@ def run(opts: Options) -> Outcome:
                             True,
                         )
                     )
-    tables = [table]
+    tables = [table, store_table]
     if use_wrk:
         tables.append(wrk_table)
     else:
-        notes.append("wrk is not installed: the wrk load generator was skipped.")
+        notes.append("skipped: wrk not installed (apt-get install wrk): no wrk rows.")
     return Outcome(
         name="ingest",
         title="webhooks into WebhookReceiver vs a bare aiohttp handler",

@@ -13,7 +13,12 @@ built, after a ``gc.collect()``:
   (``tracker.expect``), the alias ``tracker.link`` records, the decoded
   ``SubmitResult`` and the ``PendingOrder`` holding it all, kept in a list as
   a caller would;
+* ``sdk-sqlite``: the same with a ``SqliteStore`` (a file in a temporary
+  directory): the Python heap only, since SQLite's page cache is allocated
+  outside Python (bounded by its ``cache_size``, 2 MiB by default);
 * ``bare``: ``dict[str, asyncio.Future]`` with the same keys.
+
+The target (<= 2x bare) is for the default ``MemoryStore``.
 
 The two run alternately in their own processes; the table shows medians.
 """
@@ -23,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import linecache
+import tempfile
 import tracemalloc
 import uuid
 from functools import partial
@@ -36,7 +42,8 @@ from sips_async import Endpoints, PendingOrder
 from sips_async._orders import OrdersResource
 from sips_async._retry import Requester
 from sips_async._transport import Response
-from sips_async.webhooks import MemoryStore, Tracker
+from sips_async.stores import MemoryStore, SqliteStore, Store
+from sips_async.webhooks import Tracker
 from tests.factories import make_order
 
 from ._harness import Options, Worker, interleave, median
@@ -44,7 +51,7 @@ from ._report import ROOT, Outcome, Table, Target, ratios
 
 __all__ = ["Measure", "run"]
 
-SIDES: Final = ("sdk", "bare")
+SIDES: Final = ("sdk", "sdk-sqlite", "bare")
 #: Allocation sites listed for the SDK side.
 SITES: Final = 12
 
@@ -60,7 +67,7 @@ class _Answers:
         return Response(200, self._headers, next(self._answers))
 
 
-async def _sdk(keys: list[str]) -> tuple[int, object]:
+async def _sdk(keys: list[str], store: Store | None = None) -> tuple[int, object]:
     orders = [make_order(transaction_id=key) for key in keys]
     answers = [
         msgspec.json.encode(
@@ -73,7 +80,8 @@ async def _sdk(keys: list[str]) -> tuple[int, object]:
         )
         for key in keys
     ]
-    tracker = Tracker(MemoryStore())
+    tracker = Tracker(store or MemoryStore())
+    await tracker.open()
     resource = OrdersResource(
         requester=cast(Requester, _Answers(answers)),
         endpoints=Endpoints(),
@@ -148,8 +156,15 @@ class Measure:
         if name != "measure":
             raise ValueError(f"unknown command {name!r}")
         keys = [str(uuid.uuid4()) for _ in range(self._count)]
-        build = _sdk if self._side == "sdk" else _bare
-        used, kept = await build(keys)
+        with tempfile.TemporaryDirectory() as tmp:
+            if self._side == "sdk-sqlite":
+                store = SqliteStore(Path(tmp) / "orders.db")
+                used, kept = await _sdk(keys, store)
+                await store.close()
+            elif self._side == "sdk":
+                used, kept = await _sdk(keys)
+            else:
+                used, kept = await _bare(keys)
         sites = kept[-1] if isinstance(kept, tuple) else []
         del kept
         return {"bytes": used, "per_order": used / self._count, "sites": sites}
@@ -191,7 +206,9 @@ def run(opts: Options) -> Outcome:
                 side,
                 f"{median(values):,.0f}",
                 f"{total / 2**20:.1f}",
-                f"{median(per_order):.2f}" if side == "sdk" else "",
+                f"{median(ratios(trials[side], trials['bare'], 'per_order')):.2f}"
+                if side != "bare"
+                else "",
             ]
         )
     sites = Table(

@@ -1,36 +1,62 @@
 """``sips-async demo``: sandbox, client and receiver in one process.
 
-Enqueues a batch of sample orders against the bundled sandbox, shows each
-webhook as it arrives (a counter updated in place on a terminal, one plain
-line per update otherwise), then prints a summary. Exit code 0 only if every
-order reached a final status.
+Enqueues a batch of sample orders against the bundled sandbox, a little
+apart, and shows one progress bar per stage (redrawn in place on a terminal,
+printed once at the end otherwise), then a summary table. By default it
+lasts a few seconds so a person can watch; ``--fast`` is for CI. Exit code 0
+only if every order reached a final status.
+
+The run is a list of steps over one :class:`_World` (sandbox + client);
+drawing lives in :mod:`sips_async._demo_view`. New flags go in
+:func:`DemoSettings.from_args`, new steps in :func:`run_demo`.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import secrets
 import statistics
 import sys
 import time
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Final, TextIO
 
 from ._client import SipsClient
 from ._config import RetryConfig, WebhookConfig
+from ._demo_view import (
+    STAGES,
+    LiveView,
+    Row,
+    fit,
+    progress_lines,
+    summary_table,
+    terminal_width,
+)
 from .errors import SipsError
 from .models import (
     LineItem,
     OrderRequest,
     OrderStatus,
-    OrderUpdate,
     PoDetails,
     ShipTo,
 )
+from .sandbox import Sandbox, SandboxConfig
 
-__all__ = ["DemoReport", "run_demo", "sample_order"]
+__all__ = ["DemoReport", "DemoSettings", "run_demo", "sample_order"]
+
+#: Seconds between redraws of the progress bars.
+REFRESH: Final = 0.1
+#: The stage (index into ``STAGES``) each status puts an order at.
+_STAGE_OF: Final = {
+    OrderStatus.PLACED: 2,
+    OrderStatus.PROCESSED: 3,
+    OrderStatus.SHIPMENT_CREATED: 4,
+    OrderStatus.DELIVERED: 5,
+}
 
 _PRODUCTS: Final = (
     (75664, "CertainTeed Presidential Solaris Shingles", "Country Gray", "SQ"),
@@ -75,6 +101,56 @@ def sample_order(number: int, *, branch: str = "BRRIV") -> OrderRequest:
     )
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoSettings:
+    """What one demo run does; built from the ``demo`` command's flags."""
+
+    orders: int = 20
+    concurrency: int = 20
+    error_rate: float = 0.05
+    duplicate_rate: float = 0.1
+    reorder_rate: float = 0.1
+    step_delay: float = 0.5
+    pace: float = 0.1
+    seed: int | None = None
+    timeout: float = 120.0
+    json: bool = False
+    store: str | None = None
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> DemoSettings:
+        """Settings from parsed flags; ``--fast`` changes the unset pacing.
+
+        Raises:
+            ValueError: a flag is out of range (named in the message).
+        """
+        fast = bool(getattr(args, "fast", False))
+        step_delay = getattr(args, "step_delay", None)
+        pace = getattr(args, "pace", None)
+        settings = cls(
+            orders=args.orders,
+            concurrency=args.concurrency,
+            error_rate=args.error_rate,
+            duplicate_rate=args.duplicate_rate,
+            reorder_rate=args.reorder_rate,
+            step_delay=(0.01 if fast else 0.5) if step_delay is None else step_delay,
+            pace=(0.0 if fast else 0.1) if pace is None else pace,
+            seed=args.seed,
+            timeout=args.timeout,
+            json=args.json,
+            store=getattr(args, "store", None),
+        )
+        if settings.orders < 1:
+            raise ValueError("--orders must be at least 1")
+        if settings.concurrency < 1:
+            raise ValueError("--concurrency must be at least 1")
+        if not settings.pace >= 0:
+            raise ValueError("--pace must be a number of seconds >= 0")
+        if not settings.timeout > 0:
+            raise ValueError("--timeout must be a positive number of seconds")
+        return settings
+
+
 @dataclass
 class DemoReport:
     """What the demo saw, order by order."""
@@ -88,6 +164,25 @@ class DemoReport:
     duplicates: int = 0
     final: int = 0
     delivered_after: list[float] = field(default_factory=list)
+    #: Per order, the furthest stage (index into ``STAGES``) it reached; -1: none.
+    stage: list[int] = field(default_factory=list)
+    started: float = field(default_factory=time.perf_counter)
+
+    def __post_init__(self) -> None:
+        if not self.stage:
+            self.stage = [-1] * self.orders
+
+    def reach(self, index: int, stage: int) -> None:
+        """Order ``index`` got to ``stage`` (never moves back)."""
+        self.stage[index] = max(self.stage[index], stage)
+
+    def reached(self) -> list[int]:
+        """How many orders reached each stage (or a later one)."""
+        return [sum(1 for s in self.stage if s >= i) for i in range(len(STAGES))]
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return time.perf_counter() - self.started
 
     def percentile(self, q: float) -> float | None:
         """Enqueue-to-delivered seconds at quantile ``q`` (0..1)."""
@@ -115,108 +210,59 @@ class DemoReport:
             "p95_enqueue_to_delivered_s": self.percentile(0.95),
         }
 
+    def rows(self) -> list[Row]:
+        """The summary table's rows."""
 
-class _Progress:
-    """Live progress: a counter redrawn in place on a TTY, plain lines otherwise."""
+        def seconds(value: float | None) -> str:
+            return f"{value:.3f} s" if value is not None else "-"
 
-    def __init__(self, report: DemoReport, out: TextIO) -> None:
-        self._report = report
-        self._out = out
-        self._tty = out.isatty()
-
-    def update(self, index: int, update: OrderUpdate) -> None:
-        r = self._report
-        if self._tty:
-            width = 24
-            done = width * r.final // max(1, r.orders)
-            bar = "#" * done + "-" * (width - done)
-            self._out.write(
-                f"\r  [{bar}] acknowledged {r.acknowledged}/{r.orders}  "
-                f"delivered {r.delivered}/{r.orders}  rejected {r.rejected}  "
-                f"updates {r.updates}"
-            )
-        else:
-            self._out.write(
-                f"  order {index + 1:>3}  {update.po_number or '-':<10} "
-                f"{update.event_type:<3} {update.event_status or '-'}\n"
-            )
-        self._out.flush()
-
-    def close(self) -> None:
-        if self._tty:
-            self._out.write("\n")
-            self._out.flush()
+        return [
+            Row("orders", str(self.orders)),
+            Row("acknowledged", str(self.acknowledged)),
+            Row("delivered", str(self.delivered)),
+            Row("rejected", str(self.rejected)),
+            Row("failed to enqueue", str(self.failed)),
+            Row("updates received", str(self.updates)),
+            Row("duplicates dropped", str(self.duplicates)),
+            Row("p50 enqueue->delivered", seconds(self.percentile(0.50))),
+            Row("p95 enqueue->delivered", seconds(self.percentile(0.95))),
+            Row("run time", f"{self.elapsed():.1f} s"),
+        ]
 
 
-def _summary_table(report: DemoReport) -> str:
-    def seconds(value: float | None) -> str:
-        return f"{value:.3f} s" if value is not None else "-"
-
-    rows = [
-        ("orders", str(report.orders)),
-        ("acknowledged", str(report.acknowledged)),
-        ("delivered", str(report.delivered)),
+def _bars(report: DemoReport, width: int) -> list[str]:
+    extra = [
         ("rejected", str(report.rejected)),
-        ("failed to enqueue", str(report.failed)),
-        ("updates received", str(report.updates)),
-        ("duplicates dropped", str(report.duplicates)),
-        ("p50 enqueue->delivered", seconds(report.percentile(0.50))),
-        ("p95 enqueue->delivered", seconds(report.percentile(0.95))),
+        ("failed", str(report.failed)),
+        ("elapsed", f"{report.elapsed():.1f} s"),
     ]
-    width = max(len(name) for name, _ in rows)
-    line = "+-" + "-" * width + "-+-" + "-" * 10 + "-+"
-    body = [f"| {name:<{width}} | {value:>10} |" for name, value in rows]
-    return "\n".join([line, *body, line])
+    return progress_lines(report.reached(), report.orders, width=width, extra=extra)
 
 
-async def _run_order(
-    client: SipsClient,
-    index: int,
-    report: DemoReport,
-    progress: _Progress,
-    gate: asyncio.Semaphore,
-) -> None:
-    started = time.perf_counter()
-    try:
-        async with gate:
-            pending = await client.orders.enqueue(sample_order(index + 1))
-    except SipsError as exc:
-        report.failed += 1
-        print(f"  order {index + 1}: enqueue failed: {exc}", file=sys.stderr)
-        return
-    acknowledged = False
-    async for update in pending.updates():
-        report.updates += 1
-        if not acknowledged and update.accepted:
-            acknowledged = True
-            report.acknowledged += 1
-        if update.status == OrderStatus.DELIVERED:
-            report.delivered += 1
-            report.delivered_after.append(time.perf_counter() - started)
-        if update.is_final:
-            report.final += 1
-        progress.update(index, update)
-    if pending.rejection is not None:
-        report.rejected += 1
+@dataclass
+class _World:
+    """What the steps of a run share."""
+
+    settings: DemoSettings
+    sandbox: Sandbox
+    client: SipsClient
+    report: DemoReport
+    view: LiveView
+    width: int
 
 
-async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
-    """Run the demo described by the parsed ``demo`` arguments."""
-    out = out or sys.stdout
-    if args.orders < 1:
-        raise ValueError("--orders must be at least 1")
-    if args.concurrency < 1:
-        raise ValueError("--concurrency must be at least 1")
-    from .sandbox import Sandbox, SandboxConfig
-
+@contextlib.asynccontextmanager
+async def _world(
+    settings: DemoSettings, view: LiveView, width: int
+) -> AsyncIterator[_World]:
+    """Sandbox and client (with its receiver), wired to each other."""
     config = SandboxConfig(
-        error_rate=args.error_rate,
-        duplicate_rate=args.duplicate_rate,
-        reorder_rate=args.reorder_rate,
-        step_delay=args.step_delay,
-        seed=args.seed,
+        error_rate=settings.error_rate,
+        duplicate_rate=settings.duplicate_rate,
+        reorder_rate=settings.reorder_rate,
+        step_delay=settings.step_delay,
+        seed=settings.seed,
     )
-    report = DemoReport(orders=args.orders)
     hook_secret = secrets.token_urlsafe(24)
     async with (
         Sandbox(config, host="127.0.0.1", port=0) as sandbox,
@@ -226,42 +272,111 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
             base_url=sandbox.url,
             webhook=WebhookConfig(host="127.0.0.1", port=0, secret=hook_secret),
             retry=RetryConfig(initial_delay=0.05, max_delay=0.5),
+            store=settings.store,
         ) as client,
     ):
         sandbox.webhook_url = client.webhook_url
-        out.write(
-            f"sips-async demo: {args.orders} orders -> sandbox {sandbox.url}\n"
-            f"webhooks -> {client.webhook_url_safe} "
-            f"(faults: {args.error_rate:.0%} 5xx, {args.duplicate_rate:.0%} "
-            f"duplicate, {args.reorder_rate:.0%} reordered deliveries)\n"
+        yield _World(
+            settings, sandbox, client, DemoReport(orders=settings.orders), view, width
         )
-        progress = _Progress(report, out)
-        gate = asyncio.Semaphore(args.concurrency)
-        timed_out = False
-        try:
-            async with asyncio.timeout(args.timeout):
-                await asyncio.gather(
-                    *(
-                        _run_order(client, i, report, progress, gate)
-                        for i in range(args.orders)
-                    )
-                )
-                # Late (reordered) deliveries still count in the summary.
-                await sandbox.wait_idle()
-        except TimeoutError:
-            timed_out = True
-        progress.close()
-        receiver = client.receiver
+
+
+def _header(world: _World) -> str:
+    s, w = world.settings, world.width - 1
+    lines = [
+        f"sips-async demo: {s.orders} orders -> sandbox {world.sandbox.url}",
+        f"webhooks -> {world.client.webhook_url_safe}",
+        f"faults: {s.error_rate:.0%} 5xx, {s.duplicate_rate:.0%} duplicate, "
+        f"{s.reorder_rate:.0%} reordered deliveries",
+    ]
+    return "\n".join(fit(line, w) for line in lines) + "\n"
+
+
+async def _run_order(world: _World, index: int, gate: asyncio.Semaphore) -> None:
+    report = world.report
+    await asyncio.sleep(index * world.settings.pace)  # orders arrive a bit apart
+    started = time.perf_counter()
+    try:
+        async with gate:
+            pending = await world.client.orders.enqueue(sample_order(index + 1))
+    except SipsError as exc:
+        report.failed += 1
+        world.view.write(fit(f"  order {index + 1}: {exc}", world.width - 1))
+        return
+    report.reach(index, 0)
+    acknowledged = False
+    async for update in pending.updates():
+        if not acknowledged and update.accepted:
+            acknowledged = True
+            report.acknowledged += 1
+            report.reach(index, 1)
+        status = update.status
+        stage = _STAGE_OF.get(status) if isinstance(status, OrderStatus) else None
+        if stage is not None:
+            report.reach(index, stage)
+        if update.status == OrderStatus.DELIVERED:
+            report.delivered += 1
+            report.delivered_after.append(time.perf_counter() - started)
+        if update.is_final:
+            report.final += 1
+    if pending.rejection is not None:
+        report.rejected += 1
+
+
+async def _redraw(world: _World, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        world.view.draw(_bars(world.report, world.width))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), REFRESH)
+
+
+async def _enqueue_all(world: _World) -> bool:
+    """Run every order to its end; ``False`` if the run timed out."""
+    gate = asyncio.Semaphore(world.settings.concurrency)
+    stop = asyncio.Event()
+    painter = asyncio.create_task(_redraw(world, stop))
+    try:
+        async with asyncio.timeout(world.settings.timeout):
+            await asyncio.gather(
+                *(_run_order(world, i, gate) for i in range(world.settings.orders))
+            )
+            # Late (reordered) deliveries still count in the summary.
+            await world.sandbox.wait_idle()
+    except TimeoutError:
+        return False
+    finally:
+        stop.set()
+        await painter
+        world.view.finish(_bars(world.report, world.width))
+        receiver = world.client.receiver
         if receiver is not None:
-            report.duplicates = receiver.tracker.duplicates
-            report.updates = receiver.tracker.received
-    if args.json:
+            world.report.duplicates = receiver.tracker.duplicates
+            world.report.updates = receiver.tracker.received
+    return True
+
+
+async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """Run the demo described by the parsed ``demo`` arguments."""
+    out = out or sys.stdout
+    if getattr(args, "crash", False):
+        from ._demo_crash import run_crash_demo
+
+        return await run_crash_demo(args, out)
+    settings = DemoSettings.from_args(args)
+    width = terminal_width(out)
+    view = LiveView(out, lines=len(STAGES) + 3)
+    async with _world(settings, view, width) as world:
+        view.write(_header(world))
+        finished = await _enqueue_all(world)
+        report = world.report
+    if settings.json:
         out.write(json.dumps(report.as_dict()) + "\n")
     else:
-        out.write(_summary_table(report) + "\n")
-    if timed_out:
-        out.write(f"gave up after {args.timeout} s\n")
-    ok = report.final == report.orders and report.failed == 0 and not timed_out
-    out.write("all orders reached a final status\n" if ok else "INCOMPLETE\n")
+        out.write(summary_table(report.rows(), width=width - 1) + "\n")
+    if not finished:
+        out.write(fit(f"gave up after {settings.timeout} s", width - 1) + "\n")
+    ok = report.final == report.orders and report.failed == 0 and finished
+    verdict = "all orders reached a final status" if ok else "INCOMPLETE"
+    out.write(fit(verdict, width - 1) + "\n")
     out.flush()
     return 0 if ok else 1

@@ -1,9 +1,11 @@
-"""The ``sips-async`` command: demo, sandbox, listen, submit and get.
+"""The ``sips-async`` command: demo, sandbox, listen, submit, get and trigger.
 
 Credentials come from flags or from ``SIPS_CLIENT_ID``, ``SIPS_CLIENT_SECRET``
-and ``SIPS_BASE_URL``. Bad input ends with a one-line error on stderr and a
-non-zero exit code, never a traceback: 1 for a failure reported by SRS or the
-network, 2 for bad input, 130 when interrupted.
+and ``SIPS_BASE_URL`` (or ``--sandbox URL``: a running ``sips-async sandbox``
+and its default credentials). Errors name the flags to fix. Bad input ends
+with a one-line error on stderr and a non-zero exit code, never a traceback:
+1 for a failure reported by SRS or the network, 2 for bad input, 130 when
+interrupted.
 """
 
 from __future__ import annotations
@@ -15,11 +17,13 @@ import datetime as dt
 import json
 import logging
 import os
+import re
+import secrets
 import signal
 import sys
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 import aiohttp
 
@@ -27,10 +31,17 @@ from ._client import SipsClient
 from ._codec import decode_order, encode
 from ._config import DEFAULT_BASE_URL, WebhookConfig
 from ._version import __version__
-from .errors import FieldsMissingError, SipsError, SipsValidationError
+from .errors import (
+    FieldsMissingError,
+    OrderRejectedError,
+    OrderWaitTimeout,
+    SipsConfigError,
+    SipsError,
+    SipsValidationError,
+)
 from .models import OrderUpdate, SalesOrder, SubmitResult
 
-__all__ = ["build_parser", "main", "update_to_json"]
+__all__ = ["build_parser", "main", "update_line", "update_to_json"]
 
 EXIT_OK: Final = 0
 EXIT_FAILED: Final = 1
@@ -60,8 +71,8 @@ def update_to_json(update: OrderUpdate) -> dict[str, Any]:
         "eventType": update.event_type,
         "eventStatus": update.event_status,
         "status": str(update.status) if update.status is not None else None,
-        "transactionId": update.transaction_id,
-        "orderId": update.order_id,
+        "transactionID": update.transaction_id,
+        "orderID": update.order_id,
         "poNumber": update.po_number,
         "occurredAt": _iso(update.occurred_at),
         "receivedAt": _iso(update.received_at),
@@ -77,11 +88,12 @@ def _print_json(value: Any) -> None:
 
 
 def _result_json(result: SubmitResult) -> dict[str, Any]:
+    """SRS's answer under SRS's own wire names (``transactionID``...)."""
     return {
         "message": result.message,
-        "transactionId": result.transaction_id,
-        "orderId": result.order_id,
-        "queueId": result.queue_id,
+        "transactionID": result.transaction_id,
+        "orderID": result.order_id,
+        "queueID": result.queue_id,
         "queued": result.queued,
     }
 
@@ -123,6 +135,12 @@ def _add_credentials(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--base-url", help=f"SIPS host (or SIPS_BASE_URL; default {DEFAULT_BASE_URL})"
     )
+    group.add_argument(
+        "--sandbox",
+        metavar="URL",
+        help="talk to the sandbox at URL: its base URL and, unless given, its "
+        "default credentials; submit --wait also registers its receiver there",
+    )
 
 
 def _add_webhook(parser: argparse.ArgumentParser, *, port: int) -> None:
@@ -163,11 +181,95 @@ def _add_webhook(parser: argparse.ArgumentParser, *, port: int) -> None:
     )
 
 
+#: ``trigger`` events: (eventType, default eventStatus, extra fields).
+TRIGGER_EVENTS: Final[dict[str, tuple[str, str, dict[str, str]]]] = {
+    "OA": ("OA", "Accepted", {}),
+    "OU": ("OU", "Processed", {}),
+    "DU": ("DU", "Delivered", {}),
+    "OC": ("OC", "Cancelled", {}),
+    "rejected": (
+        "OA",
+        "Rejected",
+        {
+            "errorCode": "Orders_GeneralError",
+            "errorMessage": "Rejected by sips-async trigger",
+        },
+    ),
+    "duplicate": ("OU", "Processed", {}),
+}
+
+
+def _add_trigger(sub: argparse._SubParsersAction[Any]) -> None:
+    trigger = sub.add_parser(
+        "trigger",
+        help="POST one synthetic SRS update to a webhook URL (like stripe trigger)",
+        description="POST one synthetic SRS update to a webhook URL. 'rejected' "
+        "is an OA Rejected with an errorCode; 'duplicate' posts the same body "
+        "twice (the second answer should say duplicate).",
+    )
+    trigger.add_argument(
+        "event", choices=list(TRIGGER_EVENTS), help="which update to send"
+    )
+    trigger.add_argument("url", metavar="URL", help="the receiver's URL")
+    trigger.add_argument(
+        "--transaction-id",
+        help="subscriberReferenceNum3 (default: a fresh trigger-... id)",
+    )
+    trigger.add_argument("--order-id", help="subscriberReferenceNum2")
+    trigger.add_argument("--po-number", help="subscriberReferenceNum")
+    trigger.add_argument("--status", help="eventStatus instead of the event's own")
+    trigger.add_argument(
+        "--secret",
+        help="send it in X-SIPS-Webhook-Secret (or SIPS_WEBHOOK_SECRET)",
+    )
+    trigger.add_argument(
+        "--signing-secret", help="sign the post (Standard Webhooks headers)"
+    )
+    trigger.add_argument(
+        "--timeout", type=float, default=10.0, help="seconds to wait per answer"
+    )
+    trigger.add_argument("--json", action="store_true", help="print JSON")
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Appends ``(default: ...)`` to every option that has a real default."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "%(default)" in text
+            or not action.option_strings
+            or default is None
+            or default is False
+            or default == []
+            or default is argparse.SUPPRESS
+            or isinstance(action, argparse._CountAction)
+        ):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
+def _finish_subcommands(sub: argparse._SubParsersAction[Any]) -> None:
+    """What every subcommand shares: defaults in --help, and -v after it."""
+    for parser in sub.choices.values():
+        parser.formatter_class = _HelpFormatter
+        parser.add_argument(
+            "-v",
+            "--verbose",
+            dest="sub_verbose",
+            action="count",
+            default=0,
+            help="log more (to stderr), here or before the subcommand",
+        )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``sips-async``."""
     parser = argparse.ArgumentParser(
         prog="sips-async",
         description="SRS Integration Partner Services from the command line.",
+        formatter_class=_HelpFormatter,
     )
     parser.add_argument(
         "--version", action="version", version=f"%(prog)s {__version__}"
@@ -178,11 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     demo = sub.add_parser(
-        "demo", help="run sandbox, client and receiver together and watch orders flow"
+        "demo",
+        help="run sandbox, client and receiver together and watch orders flow",
     )
     demo.add_argument("--orders", type=int, default=20, help="orders to enqueue")
     demo.add_argument("--concurrency", type=int, default=20, help="enqueues at once")
-    demo.add_argument("--error-rate", type=float, default=0.05, help="5xx fraction")
+    demo.add_argument(
+        "--error-rate", type=float, default=0.05, help="fraction answered 5xx"
+    )
     demo.add_argument(
         "--duplicate-rate", type=float, default=0.1, help="replayed webhooks"
     )
@@ -190,33 +295,103 @@ def build_parser() -> argparse.ArgumentParser:
         "--reorder-rate", type=float, default=0.1, help="reordered webhooks"
     )
     demo.add_argument(
-        "--step-delay", type=float, default=0.05, help="seconds between updates"
+        "--step-delay",
+        type=float,
+        default=None,
+        help="seconds between an order's updates (default: 0.5; --fast: 0.01)",
+    )
+    demo.add_argument(
+        "--pace",
+        type=float,
+        default=None,
+        help="seconds between enqueues (default: 0.1; --fast: 0)",
+    )
+    demo.add_argument(
+        "--fast", action="store_true", help="no pacing: done in well under a second"
     )
     demo.add_argument("--seed", type=int, default=None, help="seed for the faults")
     demo.add_argument(
         "--timeout", type=float, default=120.0, help="give up after this long"
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
+    demo.add_argument(
+        "--store",
+        default=None,
+        metavar="URL",
+        help="where orders and updates are kept (memory://, sqlite:///demo.db; "
+        "default: memory, or sqlite:///sips-demo.db with --crash)",
+    )
+    demo.add_argument(
+        "--crash",
+        action="store_true",
+        help="run the service in a child process, SIGKILL it mid-run and restart "
+        "it on the same store: every order must still end final, 0 updates lost",
+    )
 
     sandbox = sub.add_parser("sandbox", help="run the fake SIPS server")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=_port, default=8700)
-    sandbox.add_argument("--client-id", default="sandbox")
-    sandbox.add_argument("--client-secret", default="sandbox-secret")
-    sandbox.add_argument("--token-lifetime", type=float, default=3600.0)
-    sandbox.add_argument("--latency", type=float, default=0.0)
-    sandbox.add_argument("--error-rate", type=float, default=0.0)
-    sandbox.add_argument("--drop-rate", type=float, default=0.0)
-    sandbox.add_argument("--duplicate-rate", type=float, default=0.0)
-    sandbox.add_argument("--reorder-rate", type=float, default=0.0)
-    sandbox.add_argument("--step-delay", type=float, default=0.5)
-    sandbox.add_argument("--webhook-url", help="where to POST order updates")
-    sandbox.add_argument("--webhook-secret", help="sent as X-SIPS-Webhook-Secret")
-    sandbox.add_argument("--signing-secret", help="sign updates (Standard Webhooks)")
-    sandbox.add_argument("--seed", type=int, default=None)
+    sandbox.add_argument("--host", default="127.0.0.1", help="loopback interface")
+    sandbox.add_argument(
+        "--port", type=_port, default=8700, help="port (0: any free one)"
+    )
+    sandbox.add_argument(
+        "--client-id", default="sandbox", help="the client id the sandbox accepts"
+    )
+    sandbox.add_argument(
+        "--client-secret",
+        default="sandbox-secret",
+        help="the client secret the sandbox accepts",
+    )
+    sandbox.add_argument(
+        "--token-lifetime", type=float, default=3600.0, help="token lifetime, seconds"
+    )
+    sandbox.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every answer"
+    )
+    sandbox.add_argument(
+        "--error-rate", type=float, default=0.0, help="fraction answered 503"
+    )
+    sandbox.add_argument(
+        "--drop-rate",
+        type=float,
+        default=0.0,
+        help="fraction of connections closed after the order was recorded",
+    )
+    sandbox.add_argument(
+        "--duplicate-rate",
+        type=float,
+        default=0.0,
+        help="fraction of webhook deliveries sent twice",
+    )
+    sandbox.add_argument(
+        "--reorder-rate",
+        type=float,
+        default=0.0,
+        help="fraction of webhook steps delivered after the next one",
+    )
+    sandbox.add_argument(
+        "--step-delay",
+        type=float,
+        default=0.5,
+        help="seconds between an order's webhook updates",
+    )
+    sandbox.add_argument(
+        "--webhook-url",
+        help="where to POST order updates (more: POST /_sandbox/webhooks, "
+        "or sips-async listen --sandbox URL)",
+    )
+    sandbox.add_argument(
+        "--webhook-secret", help="sent in the X-SIPS-Webhook-Secret header"
+    )
+    sandbox.add_argument(
+        "--signing-secret", help="sign every update (Standard Webhooks)"
+    )
+    sandbox.add_argument(
+        "--seed", type=int, default=None, help="random seed for reproducible faults"
+    )
 
     listen = sub.add_parser(
-        "listen", help="run the webhook receiver; print one JSON line per update"
+        "listen",
+        help="run the webhook receiver; print one line per update and refusal",
     )
     _add_webhook(listen, port=8080)
     listen.add_argument(
@@ -230,6 +405,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="where updates are kept (or SIPS_STORE): memory:// (default), "
         "sqlite:///orders.db, redis://host:6379/0 (several listeners behind a "
         "load balancer share one Redis)",
+    )
+    listen.add_argument(
+        "--sandbox",
+        metavar="URL",
+        help="register this receiver with the sandbox at URL (sips-async sandbox)",
+    )
+    listen.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON line per accepted update on stdout; refusals on stderr",
     )
 
     submit = sub.add_parser("submit", help="submit an order from a JSON file")
@@ -248,9 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_webhook(submit, port=0)
 
     get = sub.add_parser("get", help="fetch a sales order by id")
-    get.add_argument("order_id", metavar="ORDER_ID")
+    get.add_argument("order_id", metavar="ORDER_ID", help="SRS's order id, e.g. 874")
     get.add_argument("--json", action="store_true", help="print JSON")
     _add_credentials(get)
+
+    _add_trigger(sub)
+    _finish_subcommands(sub)
     return parser
 
 
@@ -262,10 +450,20 @@ def build_parser() -> argparse.ArgumentParser:
 def _client(
     args: argparse.Namespace, webhook: WebhookConfig | None = None
 ) -> SipsClient:
-    """A client from flags or environment; raises UsageError when incomplete."""
-    client_id = args.client_id or os.environ.get("SIPS_CLIENT_ID")
-    secret = args.client_secret or os.environ.get("SIPS_CLIENT_SECRET")
-    base_url = args.base_url or os.environ.get("SIPS_BASE_URL") or DEFAULT_BASE_URL
+    """A client from flags or environment; raises UsageError when incomplete.
+
+    With ``--sandbox URL`` the sandbox's URL and default credentials are
+    used (flags still win), never the environment's.
+    """
+    sandbox: str | None = getattr(args, "sandbox", None)
+    if sandbox is not None:
+        client_id = args.client_id or "sandbox"
+        secret = args.client_secret or "sandbox-secret"
+        base_url = _http_url(sandbox, "--sandbox")
+    else:
+        client_id = args.client_id or os.environ.get("SIPS_CLIENT_ID")
+        secret = args.client_secret or os.environ.get("SIPS_CLIENT_SECRET")
+        base_url = args.base_url or os.environ.get("SIPS_BASE_URL") or DEFAULT_BASE_URL
     missing = [
         name
         for name, value in (
@@ -275,19 +473,43 @@ def _client(
         if not value
     ]
     if missing:
-        raise UsageError("missing credentials: " + ", ".join(missing))
+        raise UsageError(
+            "missing credentials: " + ", ".join(missing) + " (or --sandbox URL)"
+        )
     assert client_id is not None and secret is not None
     return SipsClient(
         client_id=client_id, client_secret=secret, base_url=base_url, webhook=webhook
     )
 
 
+def _http_url(value: str, flag: str) -> str:
+    if not value.startswith(("http://", "https://")):
+        raise UsageError(f"{flag} takes an http:// or https:// URL, got {value!r}")
+    return value.rstrip("/")
+
+
 def _webhook_config(args: argparse.Namespace) -> WebhookConfig:
+    """The receiver's configuration from flags; a guard is required.
+
+    Raises:
+        UsageError: no guard and no ``--insecure``, in flag names.
+    """
+    secret = args.secret or os.environ.get("SIPS_WEBHOOK_SECRET") or None
+    guarded = bool(secret or args.signing_secret or args.allow_ip)
+    if not guarded and not args.insecure:
+        if getattr(args, "sandbox", None) is None:
+            raise UsageError(
+                "the webhook receiver needs a guard: --secret SECRET (or the "
+                "SIPS_WEBHOOK_SECRET environment variable), --signing-secret or "
+                "--allow-ip; or --insecure to accept unauthenticated posts"
+            )
+        # Registered with the sandbox by URL: a fresh secret rides in it.
+        secret = secrets.token_urlsafe(24)
     return WebhookConfig(
         host=args.host,
         port=args.port,
         path=args.path,
-        secret=args.secret or os.environ.get("SIPS_WEBHOOK_SECRET") or None,
+        secret=secret,
         signing_secrets=tuple(args.signing_secret),
         allowed_ips=tuple(args.allow_ip),
         trusted_proxies=tuple(args.trusted_proxy),
@@ -295,6 +517,37 @@ def _webhook_config(args: argparse.Namespace) -> WebhookConfig:
         public_url=args.public_url,
         insecure=args.insecure,
     )
+
+
+@contextlib.asynccontextmanager
+async def _registered(sandbox: str | None, url: str | None) -> AsyncIterator[None]:
+    """Register ``url`` as a webhook with the sandbox for the block's duration."""
+    if sandbox is None or url is None:
+        yield
+        return
+    endpoint = _http_url(sandbox, "--sandbox") + "/_sandbox/webhooks"
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=10)
+    ) as session:
+        try:
+            async with session.post(endpoint, json={"url": url}) as resp:
+                await resp.read()
+                if resp.status != 201:
+                    raise UsageError(
+                        f"--sandbox {sandbox}: registering the webhook answered "
+                        f"HTTP {resp.status} (is it a sips-async sandbox?)"
+                    )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise UsageError(
+                f"--sandbox {sandbox}: cannot reach it ({type(exc).__name__})"
+            ) from None
+        print(f"registered with the sandbox at {sandbox}", file=sys.stderr, flush=True)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with session.delete(endpoint, json={"url": url}) as resp:
+                    await resp.read()
 
 
 def _read_order_file(name: str) -> bytes:
@@ -320,26 +573,87 @@ async def _run_until_signal(stop: asyncio.Event) -> None:
                 loop.remove_signal_handler(sig)
 
 
+def _clock(value: dt.datetime | None = None) -> str:
+    return (value or dt.datetime.now(dt.UTC)).astimezone().strftime("%H:%M:%S")
+
+
+def update_line(update: OrderUpdate) -> str:
+    """The human line ``listen`` prints for one accepted update."""
+    status = update.event_status or (str(update.status) if update.status else "-")
+    parts = [
+        _clock(update.received_at),
+        f"{update.event_type:<2}",
+        f"{status:<16}",
+        f"txn={update.transaction_id or '-'}",
+    ]
+    if update.order_id:
+        parts.append(f"order={update.order_id}")
+    if update.po_number:
+        parts.append(f"po={update.po_number}")
+    if update.rejected:
+        parts.append(f"REJECTED ({update.error_code or status})")
+    elif update.is_final:
+        parts.append("(final)")
+    return "  ".join(parts)
+
+
+class _RefusalLines(logging.Handler):
+    """Turns the receiver's "webhook refused" log records into one human line."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(logging.INFO)
+        self._stream = stream
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not str(record.msg).startswith("webhook refused"):
+            return
+        args = record.args if isinstance(record.args, tuple) else ()
+        if len(args) == 2:
+            text = f"refused {args[0]}: {args[1]}"
+        else:
+            text = record.getMessage().replace("webhook refused", "refused", 1)
+        try:
+            self._stream.write(f"{_clock()}  {text}\n")
+            self._stream.flush()
+        except (OSError, ValueError):
+            self.handleError(record)
+
+
 async def cmd_listen(args: argparse.Namespace) -> int:
-    """Run the receiver alone, printing one JSON line per accepted update."""
+    """Run the receiver alone: one line per accepted update and per refusal."""
     from .webhooks import WebhookReceiver
 
     store = args.store or os.environ.get("SIPS_STORE") or None
     receiver = WebhookReceiver(_webhook_config(args), store=store)
-    receiver.on_update(lambda update: _print_json(update_to_json(update)))
+    if args.json:
+        receiver.on_update(lambda update: _print_json(update_to_json(update)))
+    else:
+        receiver.on_update(lambda update: print(update_line(update), flush=True))
     forward_to: str | None = args.forward
-    if forward_to is not None and not forward_to.startswith(("http://", "https://")):
-        raise UsageError("--forward takes an http:// or https:// URL")
+    if forward_to is not None:
+        forward_to = _http_url(forward_to, "--forward")
     stop = asyncio.Event()
-    async with contextlib.AsyncExitStack() as stack:
-        if forward_to is not None:
-            session = await stack.enter_async_context(
-                aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
-            )
-            receiver.on_update(_forwarder(session, forward_to))
-        await stack.enter_async_context(receiver)
-        print(f"listening on {receiver.safe_url}", file=sys.stderr, flush=True)
-        await _run_until_signal(stop)
+    log = logging.getLogger("sips_async")
+    refusals: logging.Handler | None = None
+    if not (args.json and args.verbose):  # -v --json logs them already
+        refusals = _RefusalLines(sys.stderr if args.json else sys.stdout)
+        log.addHandler(refusals)
+        if log.getEffectiveLevel() > logging.INFO:
+            log.setLevel(logging.INFO)
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            if forward_to is not None:
+                session = await stack.enter_async_context(
+                    aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+                )
+                receiver.on_update(_forwarder(session, forward_to))
+            await stack.enter_async_context(receiver)
+            print(f"listening on {receiver.safe_url}", file=sys.stderr, flush=True)
+            await stack.enter_async_context(_registered(args.sandbox, receiver.url))
+            await _run_until_signal(stop)
+    finally:
+        if refusals is not None:
+            log.removeHandler(refusals)
     print("stopped", file=sys.stderr, flush=True)
     return EXIT_OK
 
@@ -373,31 +687,119 @@ async def cmd_submit(args: argparse.Namespace) -> int:
     async with _client(args, webhook) as client:
         if not args.queue:
             result = await client.orders.submit(order)
-            _show_result(result, args.json)
+            _show_result(result, None, args)
             return EXIT_OK
         if client.webhook_url:
             print(f"webhook: {client.webhook_url_safe}", file=sys.stderr, flush=True)
-        pending = await client.orders.enqueue(order)
-        _show_result(pending.result, args.json)
-        if args.wait:
-            update = await pending.wait(timeout=args.timeout)
-            if args.json:
-                _print_json(update_to_json(update))
-            else:
-                print(f"acknowledged: {update.event_type} {update.event_status}")
+        async with _registered(args.sandbox if args.wait else None, client.webhook_url):
+            pending = await client.orders.enqueue(order)
+            if not args.wait:
+                _show_result(pending.result, None, args)
+                return EXIT_OK
+            failure: SipsError | None = None
+            update: OrderUpdate | None = None
+            try:
+                update = await pending.wait(timeout=args.timeout)
+            except OrderRejectedError as exc:
+                update, failure = exc.update, exc
+            except OrderWaitTimeout as exc:
+                failure = exc
+        _show_result(pending.result, update, args)
+    if failure is not None:
+        raise failure
     return EXIT_OK
 
 
-def _show_result(result: SubmitResult | None, as_json: bool) -> None:
-    if result is None:
+def _show_result(
+    result: SubmitResult | None, update: OrderUpdate | None, args: argparse.Namespace
+) -> None:
+    """One JSON document (``--json``) or text lines: SRS's answer, then the wait."""
+    waited = bool(getattr(args, "wait", False))
+    if args.json:
+        doc: dict[str, Any] = _result_json(result) if result is not None else {}
+        if waited:
+            doc["acknowledgement"] = (
+                update_to_json(update) if update is not None else None
+            )
+        _print_json(doc)
         return
-    if as_json:
-        _print_json(_result_json(result))
-    else:
+    if result is not None:
         print(
             f"{result.message or 'ok'}: transactionID={result.transaction_id} "
-            f"orderID={result.order_id} queued={result.queued}"
+            f"orderID={result.order_id} queueID={result.queue_id} "
+            f"queued={result.queued}"
         )
+    if update is not None:
+        word = "rejected" if update.rejected else "acknowledged"
+        print(f"{word}: {update.event_type} {update.event_status}", flush=True)
+
+
+async def cmd_trigger(args: argparse.Namespace) -> int:
+    """POST one synthetic update (twice for ``duplicate``); 1 unless all 2xx."""
+    from .testing import event_json
+    from .webhooks import SECRET_HEADER, sign_headers
+
+    url = _http_url(args.url, "URL")
+    if not args.timeout > 0:
+        raise UsageError("--timeout must be a positive number of seconds")
+    event_type, status, fields = TRIGGER_EVENTS[args.event]
+    extra: dict[str, Any] = dict(fields)
+    txn = args.transaction_id or f"trigger-{secrets.token_hex(4)}"
+    event_id = f"evt-{secrets.token_hex(8)}"  # unique across trigger runs
+    body = event_json(
+        transaction_id=txn,
+        event_id=event_id,
+        event_type=event_type,
+        status=args.status or status,
+        order_id=args.order_id,
+        po_number=args.po_number,
+        **extra,
+    )
+    headers = {"Content-Type": "application/json"}
+    secret = args.secret or os.environ.get("SIPS_WEBHOOK_SECRET") or None
+    if secret is not None:
+        headers[SECRET_HEADER] = secret
+    posts = 2 if args.event == "duplicate" else 1
+    ok = True
+    async with aiohttp.ClientSession(
+        timeout=aiohttp.ClientTimeout(total=args.timeout)
+    ) as session:
+        for _ in range(posts):
+            sent = dict(headers)
+            if args.signing_secret:
+                sent.update(sign_headers(args.signing_secret, body))
+            try:
+                async with session.post(
+                    url, data=body, headers=sent, allow_redirects=False
+                ) as resp:
+                    answer = (await resp.read()).decode(errors="replace")
+                    code = resp.status
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                print(
+                    f"error: cannot post to URL {url} ({type(exc).__name__})",
+                    file=sys.stderr,
+                )
+                return EXIT_FAILED
+            ok = ok and 200 <= code < 300
+            if args.json:
+                _print_json(
+                    {
+                        "event": args.event,
+                        "eventId": event_id,
+                        "eventType": event_type,
+                        "eventStatus": args.status or status,
+                        "transactionID": txn,
+                        "status": code,
+                        "answer": answer[:500],
+                    }
+                )
+            else:
+                print(
+                    f"{args.event}: {event_type} {args.status or status} "
+                    f"txn={txn} -> HTTP {code} {answer[:200]}",
+                    flush=True,
+                )
+    return EXIT_OK if ok else EXIT_FAILED
 
 
 async def cmd_get(args: argparse.Namespace) -> int:
@@ -463,17 +865,75 @@ _COMMANDS: Final[
     "listen": cmd_listen,
     "submit": cmd_submit,
     "get": cmd_get,
+    "trigger": cmd_trigger,
 }
 
 
-def _configure_logging(verbosity: int) -> None:
+def _configure_logging(verbosity: int) -> logging.Handler:
+    """One stderr handler on ``sips_async``, however often ``main()`` runs.
+
+    Propagation is left alone: an application that embeds ``main()`` keeps
+    its own handlers.
+    """
+    log = logging.getLogger("sips_async")
+    handler = next((h for h in log.handlers if getattr(h, "_sips_cli", False)), None)
+    if not isinstance(handler, logging.StreamHandler):
+        handler = logging.StreamHandler(sys.stderr)
+        handler._sips_cli = True  # type: ignore[attr-defined]
+        handler.setFormatter(
+            logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+        )
+        log.addHandler(handler)
+    handler.stream = sys.stderr  # a test may have swapped (and closed) the old
     level = logging.WARNING if verbosity == 0 else logging.DEBUG
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    root = logging.getLogger("sips_async")
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+    handler.setLevel(level)
+    log.setLevel(level)
+    return handler
+
+
+#: Python keyword names in configuration errors, and the flags that set them.
+_FLAG_ALIASES: Final = {
+    "signing_secrets": "--signing-secret",
+    "allowed_ips": "--allow-ip",
+    "trusted_proxies": "--trusted-proxy",
+    "max_body_size": "--max-body",
+    "insecure=True": "--insecure",
+    "webhook secret": "--secret",
+    "webhook path": "--path",
+    "webhook port": "--port",
+    "signing secrets": "--signing-secret",
+    "signing secret": "--signing-secret",
+}
+
+
+def _with_flag_names(message: str, parser: argparse.ArgumentParser | None) -> str:
+    """Rewrite a configuration error in the command's flag names.
+
+    Python names (``error_rate``) become flags (``--error-rate``) wherever
+    they appear; a plain word that is also a flag (``latency``) only where it
+    is what the message is about (``latency must be ...``).
+    """
+    names = dict(_FLAG_ALIASES)
+    if parser is not None:
+        for action in parser._actions:
+            longs = [o for o in action.option_strings if o.startswith("--")]
+            if longs and action.dest not in names:
+                names[action.dest] = longs[0]
+    for name in sorted(names, key=len, reverse=True):
+        plain = name.isalpha() and name.islower()
+        tail = r"(?= must)" if plain else r"(?![\w-])"
+        message = re.sub(rf"(?<![\w-]){re.escape(name)}{tail}", names[name], message)
+    return message
+
+
+def _subparser(
+    parser: argparse.ArgumentParser, name: str
+) -> argparse.ArgumentParser | None:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            found = action.choices.get(name)
+            return found if isinstance(found, argparse.ArgumentParser) else None
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -483,6 +943,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help(sys.stderr)
         return EXIT_USAGE
+    args.verbose += getattr(args, "sub_verbose", 0)
     _configure_logging(args.verbose)
     try:
         return asyncio.run(_COMMANDS[args.command](args))
@@ -500,6 +961,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         kind = "SRS refused the order" if exc.status else "invalid order"
         print(f"error: {kind}: {exc.description}{where}", file=sys.stderr)
         return EXIT_USAGE if exc.status is None else EXIT_FAILED
+    except SipsConfigError as exc:
+        command = _subparser(parser, args.command)
+        print(f"error: {_with_flag_names(str(exc), command)}", file=sys.stderr)
+        return EXIT_USAGE
     except (UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -15,6 +15,7 @@ The pytest plugin (``sips_async.pytest_plugin``) exposes one as the
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import itertools
 from typing import Any, Final
@@ -67,6 +68,10 @@ class WebhookPusher:
         signing_secret: sign every post in the Standard Webhooks scheme.
         session: an ``aiohttp.ClientSession`` to use; one is made (and
             closed by :meth:`aclose`) otherwise.
+        timeout: seconds one post may take (then ``TimeoutError``).
+        receiver_loop: the event loop the receiver runs on, if known; a post
+            from any other loop raises ``RuntimeError`` at once instead of
+            waiting on a receiver that cannot answer.
     """
 
     def __init__(
@@ -76,8 +81,14 @@ class WebhookPusher:
         secret: str | None = None,
         signing_secret: str | None = None,
         session: aiohttp.ClientSession | None = None,
+        timeout: float = 10.0,
+        receiver_loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
+        if not timeout > 0:
+            raise ValueError("timeout must be a positive number of seconds")
         self.url = url
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._receiver_loop = receiver_loop
         self._secret = secret
         self._signing = signing_secret
         self._session = session
@@ -106,9 +117,22 @@ class WebhookPusher:
         return await self.send_raw(event_json(**fields))
 
     async def send_raw(self, body: bytes, headers: dict[str, str] | None = None) -> int:
-        """Post ``body`` as is; return the HTTP status."""
+        """Post ``body`` as is; return the HTTP status.
+
+        Raises:
+            RuntimeError: the receiver's event loop is not this one.
+            TimeoutError: no answer within ``timeout`` seconds.
+        """
+        loop = self._receiver_loop
+        if loop is not None and loop is not asyncio.get_running_loop():
+            raise RuntimeError(
+                "the webhook receiver runs on another event loop than this "
+                "test, so it cannot answer: give the test and the fixture the "
+                "same loop scope (asyncio_default_test_loop_scope / "
+                "@pytest.mark.asyncio(loop_scope=...))"
+            )
         if self._session is None:
-            self._session = aiohttp.ClientSession()
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
         sent = {"Content-Type": "application/json"}
         if self._secret is not None:
             sent[SECRET_HEADER] = self._secret

@@ -226,6 +226,7 @@ async def test_listen_subprocess_receives_update_end_to_end() -> None:
         "0",
         "--forward",
         forward_url,
+        "--json",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
         env=env,
@@ -254,7 +255,7 @@ async def test_listen_subprocess_receives_update_end_to_end() -> None:
                 ) as resp:
                     assert resp.status == 401
             printed = json.loads(await proc.stdout.readline())
-            assert printed["transactionId"] == "txn-cli-1"
+            assert printed["transactionID"] == "txn-cli-1"
             assert printed["eventType"] == "DU"
             assert printed["status"] == "Delivered"
             assert printed["final"] is True
@@ -272,4 +273,5 @@ async def test_listen_subprocess_receives_update_end_to_end() -> None:
     assert forwarded.empty()  # the refused post was not forwarded
     assert rest == b""  # only accepted updates are printed
     assert "stopped" in err
+    assert "refused 401: missing or wrong secret" in err  # --json: on stderr
     assert "Traceback" not in err

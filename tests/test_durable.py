@@ -384,3 +384,66 @@ async def test_sigkill_mid_run_loses_nothing_that_got_a_2xx(tmp_path: Path) -> N
         assert [row async for row in store.outstanding()] == []
     finally:
         await store.close()
+
+
+# -- the demo ------------------------------------------------------------------------
+
+
+async def _sips_async(*args: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "sips_async",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "COLUMNS": "80", "TERM": "dumb"},
+    )
+    out, _ = await asyncio.wait_for(proc.communicate(), 120)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
+
+
+async def test_demo_crash_kills_and_restarts_and_loses_nothing(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    code, out = await _sips_async(
+        "demo", "--crash", "--store", f"sqlite:///{db}", "--orders", "12"
+    )
+    assert code == 0, out
+    assert "service killed (SIGKILL) after" in out
+    rows = {
+        cells[0].strip(): cells[1].strip()
+        for line in out.splitlines()
+        if line.startswith("|") and len(cells := line.strip("|").split("|")) == 2
+    }
+    assert rows["at a final status"] == "12"
+    assert rows["updates lost"] == "0"
+    assert rows["recorded twice"] == "0"
+    assert int(rows["updates answered 2xx"]) == int(rows["updates in the store"]) > 0
+    assert int(rows["picked up after restart"]) > 0
+
+
+async def test_demo_crash_refuses_a_store_that_cannot_survive(tmp_path: Path) -> None:
+    code, out = await _sips_async("demo", "--crash", "--store", "memory://")
+    assert code == 2
+    assert "durable store" in out
+
+
+async def test_demo_runs_on_a_sqlite_store(tmp_path: Path) -> None:
+    db = tmp_path / "demo.db"
+    code, out = await _sips_async(
+        "demo", "--fast", "--store", f"sqlite:///{db}", "--orders", "5"
+    )
+    assert code == 0, out
+    store = SqliteStore(db)
+    await store.open()
+    try:
+        assert [row async for row in store.outstanding()] == []
+    finally:
+        await store.close()
+    with contextlib.closing(sqlite3.connect(db)) as conn:
+        sent = conn.execute("SELECT COUNT(*) FROM orders WHERE known = 1")
+        assert sent.fetchone()[0] == 5  # every order went through the store
+        final = conn.execute("SELECT COUNT(*) FROM orders WHERE final_at IS NOT NULL")
+        assert final.fetchone()[0] == 5

@@ -117,6 +117,7 @@ async def test_demo_command_runs_50_orders() -> None:
         "-m",
         "sips_async",
         "demo",
+        "--fast",
         "--orders",
         "50",
         "--step-delay",

@@ -154,7 +154,7 @@ async def test_wrong_credentials_get_the_seed_401(
 async def test_unknown_and_expired_tokens_get_401(
     sb: Sandbox, http: aiohttp.ClientSession
 ) -> None:
-    url = sb.url + "/orders/874"
+    url = sb.url + "/orders/875"  # 874 exists: the example
     async with http.get(url, headers={"Authorization": "Bearer nope"}) as resp:
         assert resp.status == 401
         assert_seed_error(

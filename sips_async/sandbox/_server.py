@@ -17,6 +17,13 @@ A queued order that SRS is reported to drop without a webhook (placeholder
 job account 1, a product not active at the branch, a bad unit of measure, a
 missing option) is answered "Order Queued" and then dropped the same way;
 :attr:`SandboxStats.dropped` counts it (``SandboxConfig.silent_drops``).
+* ``POST /_sandbox/webhooks`` ``{"url": ...}``: also deliver every update to
+  ``url`` (answers 201); ``DELETE`` with the same body stops it. This is how
+  ``sips-async listen --sandbox URL`` registers itself with a running
+  sandbox. No token needed: the sandbox listens on loopback only.
+
+A fresh sandbox already knows one delivered order, id 874 (the README's
+example).
 
 Errors use the seed's envelope ``{"error": {"code", "description",
 "source", "status_code"}}``.
@@ -47,6 +54,7 @@ from ..errors import SipsConfigError, SipsValidationError
 from ..models import OrderRequest
 from ._catalog import drop_reasons
 from ._config import SandboxConfig, check_loopback, check_webhook_url
+from ._examples import example_record
 from ._orders import (
     QUEUED_STEPS,
     REJECTED_STEPS,
@@ -69,6 +77,8 @@ _JSON: Final = "application/json"
 _FIRST_ERP_ID: Final = 35_818_786
 _NUMERIC: Final = re.compile(r"[0-9]{1,18}")
 _GUID: Final = re.compile(r"[0-9A-Fa-f]{8}(-[0-9A-Fa-f]{4}){3}-[0-9A-Fa-f]{12}")
+#: Webhook URLs that may be registered at runtime (``POST /_sandbox/webhooks``).
+MAX_WEBHOOKS: Final = 32
 #: Seconds the server waits for in-flight requests when it stops.
 _SHUTDOWN_TIMEOUT: Final = 2.0
 
@@ -148,6 +158,7 @@ class Sandbox:
         self._host = check_loopback(host)
         self._port = port
         self._webhook_url = self.config.webhook_url
+        self._registered: list[str] = []
         self._rng = random.Random(self.config.seed)
         self._tokens: dict[str, float] = {}
         self._orders: dict[str, OrderRecord] = {}
@@ -158,9 +169,11 @@ class Sandbox:
         self._faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self._tokens_issued = 0
         self._requests = 0
+        example = example_record(self._customers.setdefault("DEMO001", 1))
+        self._by_id[str(example.erp_id)] = example
         self._walker = Walker(
             self.config,
-            url=lambda: self._webhook_url,
+            urls=self._webhook_targets,
             rng=self._rng,
             faults=self._faults,
         )
@@ -193,6 +206,33 @@ class Sandbox:
     @webhook_url.setter
     def webhook_url(self, value: str | None) -> None:
         self._webhook_url = check_webhook_url(value)
+
+    def add_webhook(self, url: str) -> None:
+        """Also deliver every update to ``url`` (idempotent).
+
+        What ``POST /_sandbox/webhooks`` does; :attr:`webhook_url` stays.
+
+        Raises:
+            SipsConfigError: not an ``http(s)://`` URL, or
+                :data:`MAX_WEBHOOKS` are registered already.
+        """
+        check_webhook_url(url)
+        if url in self._registered:
+            return
+        if len(self._registered) >= MAX_WEBHOOKS:
+            raise SipsConfigError(f"at most {MAX_WEBHOOKS} webhooks can be registered")
+        self._registered.append(url)
+
+    def remove_webhook(self, url: str) -> bool:
+        """Stop delivering to a URL :meth:`add_webhook` added; ``False`` if unknown."""
+        if url not in self._registered:
+            return False
+        self._registered.remove(url)
+        return True
+
+    def _webhook_targets(self) -> tuple[str, ...]:
+        first = (self._webhook_url,) if self._webhook_url is not None else ()
+        return tuple(dict.fromkeys((*first, *self._registered)))
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -300,7 +340,8 @@ class Sandbox:
         error_message: str | None = None,
         when: dt.datetime | None = None,
     ) -> WebhookRecord | None:
-        """Deliver one chosen update to :attr:`webhook_url` now.
+        """Deliver one chosen update now, to :attr:`webhook_url` and every
+        URL :meth:`add_webhook` registered.
 
         For an order the sandbox knows, the order id, PO number and a strictly
         later ``eventDateTime`` are filled in, and a known status moves the
@@ -323,10 +364,10 @@ class Sandbox:
             The record of the last delivery attempt.
 
         Raises:
-            RuntimeError: no :attr:`webhook_url` is set, or the sandbox is
-                not running.
+            RuntimeError: no webhook URL is set or registered, or the sandbox
+                is not running.
         """
-        if self._webhook_url is None:
+        if not self._webhook_targets():
             raise RuntimeError("no webhook_url is set: set sb.webhook_url first")
         if self._runner is None:
             raise RuntimeError("the sandbox is not running")
@@ -355,7 +396,9 @@ class Sandbox:
     # -- the application -----------------------------------------------------
 
     def _app(self) -> web.Application:
-        app = web.Application(middlewares=[self._faults_middleware])
+        app = web.Application(
+            middlewares=[self._log_middleware, self._faults_middleware]
+        )
         for path in ("/authentication/token", "/Authentication/token"):
             app.router.add_post(path, self._token)
         for path in ("/orders/v2/submit", "/orders/v2/Submit"):
@@ -368,7 +411,32 @@ class Sandbox:
             error=_error,
             orders=lambda: list(self._orders.values()),
         ).register(app)
+        app.router.add_post("/_sandbox/webhooks", self._add_webhook)
+        app.router.add_delete("/_sandbox/webhooks", self._remove_webhook)
         return app
+
+    @web.middleware
+    async def _log_middleware(
+        self, request: web.Request, handler: Handler
+    ) -> web.StreamResponse:
+        """One DEBUG line per request (``sips-async sandbox -v`` shows them)."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            logger.debug(
+                "%s %s -> %d (%.1f ms)",
+                request.method,
+                request.path,
+                status,
+                (time.perf_counter() - started) * 1000,
+            )
 
     @web.middleware
     async def _faults_middleware(
@@ -579,6 +647,40 @@ class Sandbox:
 
     async def _stats(self, request: web.Request) -> web.Response:
         return _json(200, self.stats())
+
+    async def _webhook_body(self, request: web.Request) -> str | web.Response:
+        """The ``url`` of a ``{"url": ...}`` body, or the error answer."""
+        try:
+            doc = msgspec.json.decode(await request.read())
+        except msgspec.DecodeError:
+            doc = None
+        url = doc.get("url") if isinstance(doc, dict) else None
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")):
+            return _error(
+                request,
+                400,
+                "BAD_REQUEST_ERROR",
+                'Send {"url": "http://..."} (an http:// or https:// URL).',
+            )
+        return url
+
+    async def _add_webhook(self, request: web.Request) -> web.Response:
+        url = await self._webhook_body(request)
+        if isinstance(url, web.Response):
+            return url
+        try:
+            self.add_webhook(url)
+        except SipsConfigError as exc:
+            return _error(request, 409, "BAD_REQUEST_ERROR", str(exc))
+        logger.info("webhook registered (%d in all)", len(self._registered))
+        return _json(201, {"registered": True, "webhooks": len(self._registered)})
+
+    async def _remove_webhook(self, request: web.Request) -> web.Response:
+        url = await self._webhook_body(request)
+        if isinstance(url, web.Response):
+            return url
+        removed = self.remove_webhook(url)
+        return _json(200, {"removed": removed, "webhooks": len(self._registered)})
 
 
 async def serve(

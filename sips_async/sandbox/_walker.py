@@ -60,7 +60,8 @@ class Walker:
 
     Args:
         config: the sandbox settings (fault rates, secrets, retries, pacing).
-        url: returns the current webhook URL (``None``: deliver nothing).
+        urls: returns the current webhook URLs (empty: deliver nothing);
+            every update goes to each of them.
         rng: the sandbox's random generator, shared for reproducibility.
         faults: the sandbox's fault counters, updated in place.
     """
@@ -74,7 +75,7 @@ class Walker:
         "_rng",
         "_session",
         "_tasks",
-        "_url",
+        "_urls",
         "records",
     )
 
@@ -82,12 +83,12 @@ class Walker:
         self,
         config: SandboxConfig,
         *,
-        url: Callable[[], str | None],
+        urls: Callable[[], tuple[str, ...]],
         rng: random.Random,
         faults: dict[str, int],
     ) -> None:
         self._cfg = config
-        self._url = url
+        self._urls = urls
         self._rng = rng
         self._faults = faults
         self._session: aiohttp.ClientSession | None = None
@@ -223,8 +224,12 @@ class Walker:
     async def send(
         self, transaction_id: str | None, body: dict[str, Any], *, duplicate: bool
     ) -> WebhookRecord | None:
-        """Deliver ``body``, then replay it once if ``duplicate`` and delivered."""
-        if self._url() is None:
+        """Deliver ``body`` to every URL, then replay it where it was delivered.
+
+        Returns the record of the first URL's last attempt.
+        """
+        targets = self._urls()
+        if not targets:
             logger.debug(
                 "no webhook_url: %s %s for %s not sent",
                 body.get("eventType"),
@@ -234,11 +239,33 @@ class Walker:
             return None
         data = encode(body)
         headers = self._headers(data, str(body.get("eventId")))
-        first = await self._deliver(transaction_id, body, data, headers, replay=False)
-        if duplicate and first is not None and first.ok:
+        results = await asyncio.gather(
+            *(
+                self._deliver_to(url, transaction_id, body, data, headers, duplicate)
+                for url in targets
+            )
+        )
+        if any(replayed for _, replayed in results):
             self._faults["duplicate"] += 1
-            await self._deliver(transaction_id, body, data, headers, replay=True)
-        return first
+        return results[0][0]
+
+    async def _deliver_to(
+        self,
+        url: str,
+        transaction_id: str | None,
+        body: dict[str, Any],
+        data: bytes,
+        headers: dict[str, str],
+        duplicate: bool,
+    ) -> tuple[WebhookRecord | None, bool]:
+        """Deliver to one URL; return its record and whether it was replayed."""
+        first = await self._deliver(
+            url, transaction_id, body, data, headers, replay=False
+        )
+        if duplicate and first is not None and first.ok:
+            await self._deliver(url, transaction_id, body, data, headers, replay=True)
+            return first, True
+        return first, False
 
     def _headers(self, data: bytes, event_id: str) -> dict[str, str]:
         cfg = self._cfg
@@ -253,6 +280,7 @@ class Walker:
 
     async def _deliver(
         self,
+        url: str,
         transaction_id: str | None,
         body: dict[str, Any],
         data: bytes,
@@ -263,8 +291,7 @@ class Walker:
         tries = self._cfg.webhook_retries + 1
         record: WebhookRecord | None = None
         for attempt in range(1, tries + 1):
-            url = self._url()
-            if url is None:
+            if url not in self._urls():  # unregistered meanwhile
                 return record
             answer = await self._post(url, data, headers)
             record = WebhookRecord(
