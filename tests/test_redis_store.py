@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from sips_async import SipsConfigError, SipsStoreError
+from sips_async import SipsClient, SipsConfigError, SipsStoreError, WebhookConfig
 from sips_async.stores import EVERYTHING, Change, OrderState, RedisStore, open_store
+from tests._fake_sips import FakeSips
 from tests._redis_server import RedisServer, own_server, shared_server
+from tests.factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET, make_order
 from tests.test_store_protocol import update
 
 WAIT = 15.0  # seconds a test waits for an event before it fails
@@ -273,3 +275,25 @@ def test_a_missing_redis_extra_names_the_install(
     monkeypatch.setitem(sys.modules, "redis.asyncio", None)
     with pytest.raises(SipsConfigError, match=r"pip install 'sips-async\[redis\]'"):
         open_store("redis://localhost:6379/0")
+
+
+async def test_enqueue_with_redis_down_raises_before_sending(
+    server: RedisServer,
+) -> None:
+    async with FakeSips() as fake:
+        async with SipsClient(
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            base_url=fake.url,
+            webhook=WebhookConfig(secret=HOOK_SECRET),
+            store=RedisStore(server.url, prefix=fresh_prefix(), timeout=2.0),
+        ) as client:
+            first = await client.orders.enqueue(make_order())
+            server.stop()
+            with pytest.raises(SipsStoreError):
+                await client.orders.enqueue(make_order())
+            server.start()
+            # Back: the store works again, and the first order is still there.
+            listed = [p.transaction_id async for p in client.orders.outstanding()]
+            assert listed == [first.transaction_id]
+        assert len(fake.enqueued) == 1
