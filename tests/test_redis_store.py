@@ -16,6 +16,7 @@ from redis.asyncio import Redis
 
 from sips_async import SipsClient, SipsConfigError, SipsStoreError, WebhookConfig
 from sips_async.stores import EVERYTHING, Change, OrderState, RedisStore, open_store
+from tests import _redis_server
 from tests._fake_sips import FakeSips
 from tests._redis_server import RedisServer, own_server, shared_server
 from tests.factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET, make_order
@@ -297,3 +298,15 @@ async def test_enqueue_with_redis_down_raises_before_sending(
             listed = [p.transaction_id async for p in client.orders.outstanding()]
             assert listed == [first.transaction_id]
         assert len(fake.enqueued) == 1
+
+
+def test_a_missing_redis_server_fails_in_ci_and_skips_elsewhere(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_redis_server.shutil, "which", lambda name: None)
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="redis-server"):
+        _redis_server.require_redis_server()
+    monkeypatch.delenv("CI")
+    with pytest.raises(pytest.skip.Exception, match="redis-server"):
+        _redis_server.require_redis_server()
