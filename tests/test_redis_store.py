@@ -303,7 +303,7 @@ async def test_enqueue_with_redis_down_raises_before_sending(
 def test_a_missing_redis_server_fails_in_ci_and_skips_elsewhere(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(_redis_server.shutil, "which", lambda name: None)
+    monkeypatch.setattr("shutil.which", lambda name: None)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match="redis-server"):
         _redis_server.require_redis_server()
