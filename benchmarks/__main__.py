@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from . import ingest, memory, roundtrip, submit
+from . import ingest, memory, redis_store, roundtrip, submit
 from ._harness import Options
 from ._report import Outcome, write_json, write_markdown
 
@@ -19,6 +19,7 @@ BENCHMARKS: Final[dict[str, Callable[[Options], Outcome]]] = {
     "ingest": ingest.run,
     "roundtrip": roundtrip.run,
     "memory": memory.run,
+    "redis": redis_store.run,
 }
 
 

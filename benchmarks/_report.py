@@ -38,7 +38,7 @@ __all__ = [
 ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "benchmarks" / "results"
 MARKDOWN: Final = ROOT / "BENCHMARKS.md"
-ORDER: Final = ("submit", "ingest", "roundtrip", "memory")
+ORDER: Final = ("submit", "ingest", "roundtrip", "memory", "redis")
 
 #: Per-trial figures summarized as medians.
 METRICS: Final = ("rate", "p50", "p99", "cpu_per_op", "gc_per_op")
@@ -85,6 +85,8 @@ class Target:
     value: float
     limit: float
     at_least: bool
+    #: What value and limit are in ("x": a ratio to the baseline; "ms").
+    unit: str = "x"
 
     @property
     def passed(self) -> bool:
@@ -97,8 +99,9 @@ class Target:
         """``label: value (target) PASS|FAIL``."""
         sign = ">=" if self.at_least else "<="
         verdict = "PASS" if self.passed else "FAIL"
-        limit = f"{sign} {self.limit:.2f}x"
-        return f"{self.label}: {self.value:.2f}x (target {limit}) {verdict}"
+        unit = self.unit if self.unit == "x" else f" {self.unit}"
+        limit = f"{sign} {self.limit:.2f}{unit}"
+        return f"{self.label}: {self.value:.2f}{unit} (target {limit}) {verdict}"
 
 
 @dataclass(slots=True)
@@ -270,9 +273,10 @@ def render_markdown() -> str:
         for target in outcome["targets"]:
             t = Target(**target)
             sign = ">=" if t.at_least else "<="
+            unit = t.unit if t.unit == "x" else f" {t.unit}"
             parts.append(
-                f"| {outcome['name']} | {t.label} | {t.value:.2f}x "
-                f"| {sign} {t.limit:.2f}x | {'PASS' if t.passed else 'FAIL'} |"
+                f"| {outcome['name']} | {t.label} | {t.value:.2f}{unit} "
+                f"| {sign} {t.limit:.2f}{unit} | {'PASS' if t.passed else 'FAIL'} |"
             )
     parts.append("\n" + _kept_analysis())
     for doc in docs:

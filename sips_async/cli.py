@@ -402,6 +402,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="also POST each accepted update's original body to URL (best effort)",
     )
     listen.add_argument(
+        "--store",
+        metavar="URL",
+        help="where updates are kept (or SIPS_STORE): memory:// (default), "
+        "sqlite:///orders.db, redis://host:6379/0 (several listeners behind a "
+        "load balancer share one Redis)",
+    )
+    listen.add_argument(
         "--sandbox",
         metavar="URL",
         help="register this receiver with the sandbox at URL (sips-async sandbox)",
@@ -685,7 +692,8 @@ async def cmd_listen(args: argparse.Namespace) -> int:
     """Run the receiver alone: one line per accepted update and per refusal."""
     from .webhooks import WebhookReceiver
 
-    receiver = WebhookReceiver(_webhook_config(args))
+    store = args.store or os.environ.get("SIPS_STORE") or None
+    receiver = WebhookReceiver(_webhook_config(args), store=store)
     if args.json:
         receiver.on_update(lambda update: _print_json(update_to_json(update)))
     else:

@@ -9,11 +9,13 @@ tests that restart a store).
 from __future__ import annotations
 
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
-from sips_async.stores import MemoryStore, SqliteStore, Store
+from sips_async.stores import MemoryStore, RedisStore, SqliteStore, Store
+from tests._redis_server import shared_server
 
 
 class Backend(Protocol):
@@ -49,9 +51,24 @@ class SqliteBackend:
         return SqliteStore(self.path, **options)
 
 
+class RedisBackend:
+    """The session's redis-server (tests/_redis_server.py), a prefix per backend."""
+
+    name = "redis"
+    durable = True
+
+    def __init__(self, tmp: Path) -> None:
+        del tmp
+        self.prefix = f"t{uuid.uuid4().hex[:12]}:"
+
+    def make(self, **options: Any) -> Store:
+        return RedisStore(shared_server().url, prefix=self.prefix, **options)
+
+
 BACKENDS: dict[str, Callable[[Path], Backend]] = {
     "memory": MemoryBackend,
     "sqlite": SqliteBackend,
+    "redis": RedisBackend,
 }
 
 

@@ -3,7 +3,7 @@
 * :class:`MemoryStore`: one process, nothing survives it (the default);
 * :class:`SqliteStore`: one process (one host) that must survive crashes
   and restarts;
-* ``RedisStore`` (extra ``redis``): several processes or hosts behind a
+* :class:`RedisStore` (extra ``redis``): several processes or hosts behind a
   load balancer, a waiter on one woken by an update that landed on another.
 
 ``SipsClient(store=...)`` and the CLI's ``--store`` take a :class:`Store` or
@@ -13,7 +13,7 @@ a URL, read by :func:`open_store`.
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ..errors import SipsConfigError
@@ -32,6 +32,9 @@ from ._base import (
 from ._memory import MemoryStore
 from ._sqlite import SqliteStore
 
+if TYPE_CHECKING:
+    from ._redis import RedisStore
+
 __all__ = [
     "DEFAULT_MAX_UNKNOWN",
     "DEFAULT_MAX_UPDATES",
@@ -42,6 +45,7 @@ __all__ = [
     "MemoryStore",
     "OrderState",
     "Recorded",
+    "RedisStore",
     "SqliteStore",
     "Store",
     "TrackedOrder",
@@ -90,6 +94,26 @@ def open_store(url: str | os.PathLike[str] | Store, **options: Any) -> Store:
             options.setdefault("synchronous", query["synchronous"][-1].upper())
         return SqliteStore(path, **options)
     if scheme in ("redis", "rediss", "unix"):
-        raise SipsConfigError(f"store {scheme}:// is not available yet")
+        return _redis_store()(text, **options)
     shown = text if "@" not in text else f"{scheme}://..."
     raise SipsConfigError(f"unknown store {shown!r}: use one of {_SCHEMES}")
+
+
+def _redis_store() -> type[RedisStore]:
+    """The RedisStore class, imported on first use (the extra is optional)."""
+    try:
+        from ._redis import RedisStore
+    except ImportError:
+        raise SipsConfigError(
+            "a Redis store needs the redis extra: pip install 'sips-async[redis]'"
+        ) from None
+    return RedisStore
+
+
+def __getattr__(name: str) -> Any:
+    # ``RedisStore`` without importing redis (an optional extra) up front.
+    if name == "RedisStore":
+        from ._redis import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
