@@ -19,9 +19,11 @@ import backoff
 from ._auth import TokenManager
 from ._codec import error_from_response
 from ._config import RetryConfig
+from ._outcome import maybe_placed
 from ._transport import Response, Transport
 from .errors import (
     SipsConnectionError,
+    SipsError,
     SipsRateLimitError,
     SipsServerError,
 )
@@ -83,6 +85,7 @@ class _Call:
         "order_sent",
         "params",
         "path",
+        "placed",
         "places_order",
         "replay",
         "started",
@@ -106,6 +109,8 @@ class _Call:
         self.places_order = places_order
         self.attempt = 0
         self.order_sent = False
+        #: Whether an attempt so far may have placed the order (places_order).
+        self.placed = False
         self.started = _clock()
         #: The first attempt's failure, handed to backoff to start retrying.
         self.replay: BaseException | None = None
@@ -174,18 +179,25 @@ class Requester:
         """
         call = _Call(method, path, json, timeout, places_order, params)
         try:
-            # The first attempt runs outside backoff: a call that succeeds
-            # pays nothing for the retry machinery (benchmarks/submit.py).
-            return await self._attempt(call)
-        except RETRYABLE as exc:
-            if self._stop(call, exc):
-                raise
-            call.replay = exc
-        reset = _current.set(call)
-        try:
-            return await self._retrying(call)
-        finally:
-            _current.reset(reset)
+            try:
+                # The first attempt runs outside backoff: a call that succeeds
+                # pays nothing for the retry machinery (benchmarks/submit.py).
+                return await self._attempt(call)
+            except RETRYABLE as exc:
+                if self._stop(call, exc):
+                    raise
+                call.replay = exc
+            reset = _current.set(call)
+            try:
+                return await self._retrying(call)
+            finally:
+                _current.reset(reset)
+        except SipsError as exc:
+            if places_order:
+                # Over every attempt, not only the last: a token failure
+                # on a retry does not unsend an earlier attempt.
+                exc.maybe_placed = call.placed
+            raise
 
     def _stop(self, call: _Call, exc: BaseException) -> bool:
         """Whether ``exc`` ends the call: the policy, or a wait we cannot honour."""
@@ -220,6 +232,16 @@ class Requester:
 
     async def _attempt(self, call: _Call) -> Response:
         call.attempt += 1
+        try:
+            return await self._send(call)
+        except SipsError as exc:
+            # A failure before the order request left (the token) places
+            # nothing; after it, the pure policy in _outcome decides.
+            if call.order_sent and maybe_placed(exc):
+                call.placed = True
+            raise
+
+    async def _send(self, call: _Call) -> Response:
         method, path = call.method, call.path
         for refreshed in (False, True):
             call.order_sent = False
