@@ -281,6 +281,13 @@ class Poller:
                 watch.task = None
 
     async def _run(self, entry: Entry, watch: _Watch) -> None:
+        try:
+            await self._poll_while_waited(entry, watch)
+        except Exception:
+            # Waiters keep waiting for webhooks; the next waiter polls again.
+            logger.exception("polling order %s stopped", entry.key)
+
+    async def _poll_while_waited(self, entry: Entry, watch: _Watch) -> None:
         config = self.config
         assert config is not None
         while not (entry.closed or self._tracker.closed):
