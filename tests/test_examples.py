@@ -21,6 +21,12 @@ EXPECTED = {
     "get_order.py": ["status: Placed", "unknown id: BAD_REQUEST_ERROR"],
     "embed_in_aiohttp_app.py": ["delivered via my own server:"],
     "listener_service.py": ["3 orders delivered"],
+    "poll_only.py": [
+        "acknowledged by a poll:",
+        "delivered: Delivered (source=poll)",
+        "reconciled: True Delivered",
+        "still outstanding: 0",
+    ],
 }
 
 
