@@ -172,9 +172,14 @@ class Entry:
 
 
 def _when(update: OrderUpdate) -> dt.datetime | None:
-    if update.occurred_at is None and update.source == "poll":
-        return update.received_at
-    return update.occurred_at
+    at = update.occurred_at
+    if at is None and update.source == "poll":
+        at = update.received_at
+    if at is not None and at.tzinfo is None:
+        # Naive times are UTC (as the codec reads eventDateTime), so they
+        # compare with a poll's aware received_at instead of raising.
+        at = at.replace(tzinfo=dt.UTC)
+    return at
 
 
 class PendingOrder:

@@ -7,6 +7,7 @@ Every wait here is on an event or an awaited result; polls use tiny
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import itertools
 import logging
 from collections.abc import AsyncIterator
@@ -617,3 +618,39 @@ async def test_a_retry_whose_token_fails_keeps_an_earlier_maybe_placed() -> None
             assert info.value.maybe_placed is True
             listed = [p.transaction_id async for p in client.orders.outstanding()]
             assert listed == [order.transaction_id]
+
+
+def test_current_status_counts_a_poll_as_of_when_srs_answered() -> None:
+    from sips_async._pending import Entry
+
+    now = dt.datetime.now(dt.UTC)
+    hooked = OrderUpdate(
+        event_id="1",
+        event_type="OU",
+        event_status="Processed",
+        status=OrderStatus.PROCESSED,
+        occurred_at=now - dt.timedelta(minutes=10),
+    )
+    polled = poll_update(
+        transaction_id="t", srs_id="9", status_text="Delivered", po_number=None, raw=b""
+    )
+    late = OrderUpdate(  # sent before the poll's answer, delivered after it
+        event_id="2",
+        event_type="OU",
+        event_status="Shipment Created",
+        status=OrderStatus.SHIPMENT_CREATED,
+        occurred_at=(now - dt.timedelta(minutes=5)).replace(tzinfo=None),  # naive
+    )
+    entry = Entry("t")
+    entry.add([hooked, polled, late])
+    current = entry.current()
+    assert current is polled and current.status == OrderStatus.DELIVERED
+    newer = OrderUpdate(
+        event_id="3",
+        event_type="OU",
+        event_status="Returned",
+        status=OrderStatus.RETURNED,
+        occurred_at=dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1),
+    )
+    entry.add([newer])
+    assert entry.current() is newer
