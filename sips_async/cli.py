@@ -212,6 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--drop-rate", type=float, default=0.0)
     sandbox.add_argument("--duplicate-rate", type=float, default=0.0)
     sandbox.add_argument("--reorder-rate", type=float, default=0.0)
+    sandbox.add_argument("--lose-rate", type=float, default=0.0)
     sandbox.add_argument("--step-delay", type=float, default=0.5)
     sandbox.add_argument("--webhook-url", help="where to POST order updates")
     sandbox.add_argument("--webhook-secret", help="sent as X-SIPS-Webhook-Secret")
@@ -480,6 +481,7 @@ async def cmd_sandbox(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         duplicate_rate=args.duplicate_rate,
         reorder_rate=args.reorder_rate,
+        lose_rate=args.lose_rate,
         step_delay=args.step_delay,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
