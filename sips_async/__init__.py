@@ -14,6 +14,7 @@ from __future__ import annotations
 from ._client import SipsClient
 from ._config import Endpoints, RetryConfig, WebhookConfig
 from ._pending import PendingOrder
+from ._poll import PollConfig, ReconciledOrder, ReconcileReport
 from ._version import __version__
 from .errors import (
     FieldsMissingError,
@@ -69,7 +70,10 @@ __all__ = [
     "OrderWaitTimeout",
     "PendingOrder",
     "PoDetails",
+    "PollConfig",
     "PriceItem",
+    "ReconcileReport",
+    "ReconciledOrder",
     "RetryConfig",
     "SalesOrder",
     "ShipTo",

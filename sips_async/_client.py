@@ -26,6 +26,7 @@ from ._config import (
 from ._customers import CustomersResource
 from ._invoices import InvoicesResource
 from ._orders import OrdersResource
+from ._poll import PollConfig
 from ._products import ProductsResource
 from ._retry import Requester
 from ._transport import Transport
@@ -61,7 +62,8 @@ class SipsClient:
         base_url: the SIPS host (QA by default) or a sandbox URL.
         webhook: a :class:`WebhookConfig` to start an embedded receiver, a
             :class:`WebhookReceiver` you serve yourself (mounted in your app),
-            or ``None`` for no webhooks (``PendingOrder.wait()`` then raises).
+            or ``None`` for no webhooks (``PendingOrder.wait()`` then raises,
+            unless ``poll`` is given: it then works by polling alone).
         session: your own ``aiohttp.ClientSession``; it is used as is and
             never closed by the client.
         retry: the retry policy (:class:`RetryConfig`).
@@ -85,6 +87,11 @@ class SipsClient:
             and retry waits, an object with ``monotonic()`` and an async
             ``sleep(seconds)``; a fake one lets a test run retries without
             waiting. The real clock by default.
+        poll: a :class:`PollConfig` to ask SRS about waited orders that had
+            no update for ``poll.after`` seconds (``GET /orders/{id}`` or
+            Order List by PO), at most every ``poll.every`` seconds; ``None``
+            (default): never on its own. ``orders.reconcile()`` works either
+            way.
 
     Example::
 
@@ -129,6 +136,7 @@ class SipsClient:
         submit_body: SubmitBody = "documented",
         reference_ttl: float = DEFAULT_REFERENCE_TTL,
         clock: Clock = SYSTEM_CLOCK,
+        poll: PollConfig | None = None,
     ) -> None:
         if not client_id or not client_id.strip():
             raise SipsConfigError("client_id is required")
@@ -138,6 +146,8 @@ class SipsClient:
             raise SipsConfigError("base_url must start with http:// or https://")
         if max_connections < 1:
             raise SipsConfigError("max_connections must be at least 1")
+        if poll is not None and not isinstance(poll, PollConfig):
+            raise SipsConfigError("poll takes a PollConfig(after=..., every=...)")
         timeout = _positive("timeout", timeout)
         endpoints = endpoints or Endpoints()
         self._transport = Transport(
@@ -173,7 +183,8 @@ class SipsClient:
         self._tracker = (
             self._receiver.tracker
             if self._receiver is not None
-            else Tracker(open_store(store or "memory://"), fed=False)
+            # Polling alone feeds the orders' waiters when there is no receiver.
+            else Tracker(open_store(store or "memory://"), fed=poll is not None)
         )
         #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``,
         #: ``outstanding``.
@@ -210,6 +221,7 @@ class SipsClient:
             submit_timeout=_positive("submit_timeout", submit_timeout),
             tracker=self._tracker,
             tracker_shared=self._receiver is not None and not self._owns_receiver,
+            poll=poll,
         )
         self._state = _State.NEW
 
@@ -267,6 +279,7 @@ class SipsClient:
             return
         self._state = _State.CLOSED
         try:
+            await self.orders.close_polls()
             if self._receiver is not None and self._owns_receiver:
                 await self._receiver.aclose()
             elif self._owns_tracker:

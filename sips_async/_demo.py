@@ -37,6 +37,7 @@ from ._demo_view import (
     terminal_width,
 )
 from ._flow import demo_flow
+from ._poll import PollConfig
 from .errors import SipsError
 from .models import (
     LineItem,
@@ -117,6 +118,8 @@ class DemoSettings:
     timeout: float = 120.0
     json: bool = False
     store: str | None = None
+    #: Fraction of webhooks the sandbox loses for good (polling recovers them).
+    lose: float = 0.0
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> DemoSettings:
@@ -140,6 +143,7 @@ class DemoSettings:
             timeout=args.timeout,
             json=args.json,
             store=getattr(args, "store", None),
+            lose=getattr(args, "lose", 0.0),
         )
         if settings.orders < 1:
             raise ValueError("--orders must be at least 1")
@@ -149,6 +153,8 @@ class DemoSettings:
             raise ValueError("--pace must be a number of seconds >= 0")
         if not settings.timeout > 0:
             raise ValueError("--timeout must be a positive number of seconds")
+        if not 0.0 <= settings.lose <= 1.0:
+            raise ValueError("--lose must be a fraction between 0 and 1")
         return settings
 
 
@@ -164,6 +170,8 @@ class DemoReport:
     updates: int = 0
     duplicates: int = 0
     final: int = 0
+    #: Orders whose final status came from a poll (its webhook was lost).
+    recovered: int = 0
     delivered_after: list[float] = field(default_factory=list)
     #: Per order, the furthest stage (index into ``STAGES``) it reached; -1: none.
     stage: list[int] = field(default_factory=list)
@@ -205,14 +213,15 @@ class DemoReport:
             "rejected": self.rejected,
             "failed": self.failed,
             "final": self.final,
+            "recovered_by_polling": self.recovered,
             "updates": self.updates,
             "duplicates_dropped": self.duplicates,
             "p50_enqueue_to_delivered_s": self.percentile(0.50),
             "p95_enqueue_to_delivered_s": self.percentile(0.95),
         }
 
-    def rows(self) -> list[Row]:
-        """The summary table's rows."""
+    def rows(self, *, lose: bool = False) -> list[Row]:
+        """The summary table's rows (``lose``: with the polling row)."""
 
         def seconds(value: float | None) -> str:
             return f"{value:.3f} s" if value is not None else "-"
@@ -225,6 +234,7 @@ class DemoReport:
             Row("failed to enqueue", str(self.failed)),
             Row("updates received", str(self.updates)),
             Row("duplicates dropped", str(self.duplicates)),
+            *([Row("recovered by polling", str(self.recovered))] if lose else []),
             Row("p50 enqueue->delivered", seconds(self.percentile(0.50))),
             Row("p95 enqueue->delivered", seconds(self.percentile(0.95))),
             Row("run time", f"{self.elapsed():.1f} s"),
@@ -263,7 +273,11 @@ async def _world(
         reorder_rate=settings.reorder_rate,
         step_delay=settings.step_delay,
         seed=settings.seed,
+        lose_rate=settings.lose,
     )
+    # Lost webhooks are recovered by asking SRS once an order goes quiet.
+    quiet = max(0.2, 4 * settings.step_delay)
+    poll = PollConfig(after=quiet, every=quiet) if settings.lose else None
     hook_secret = secrets.token_urlsafe(24)
     async with (
         Sandbox(config, host="127.0.0.1", port=0) as sandbox,
@@ -274,6 +288,7 @@ async def _world(
             webhook=WebhookConfig(host="127.0.0.1", port=0, secret=hook_secret),
             retry=RetryConfig(initial_delay=0.05, max_delay=0.5),
             store=settings.store,
+            poll=poll,
         ) as client,
     ):
         sandbox.webhook_url = client.webhook_url
@@ -288,7 +303,8 @@ def _header(world: _World) -> str:
         f"sips-async demo: {s.orders} orders -> sandbox {world.sandbox.url}",
         f"webhooks -> {world.client.webhook_url_safe}",
         f"faults: {s.error_rate:.0%} 5xx, {s.duplicate_rate:.0%} duplicate, "
-        f"{s.reorder_rate:.0%} reordered deliveries",
+        f"{s.reorder_rate:.0%} reordered"
+        + (f", {s.lose:.0%} lost for good (polled)" if s.lose else " deliveries"),
     ]
     return "\n".join(fit(line, w) for line in lines) + "\n"
 
@@ -305,7 +321,7 @@ async def _run_order(world: _World, index: int, gate: asyncio.Semaphore) -> None
         world.view.write(fit(f"  order {index + 1}: {exc}", world.width - 1))
         return
     report.reach(index, 0)
-    acknowledged = False
+    acknowledged = finished = False
     async for update in pending.updates():
         if not acknowledged and update.accepted:
             acknowledged = True
@@ -315,11 +331,15 @@ async def _run_order(world: _World, index: int, gate: asyncio.Semaphore) -> None
         stage = _STAGE_OF.get(status) if isinstance(status, OrderStatus) else None
         if stage is not None:
             report.reach(index, stage)
-        if update.status == OrderStatus.DELIVERED:
-            report.delivered += 1
-            report.delivered_after.append(time.perf_counter() - started)
-        if update.is_final:
+        # A poll and a late webhook may both bring the final status: once.
+        if update.is_final and not finished:
+            finished = True
             report.final += 1
+            if update.status == OrderStatus.DELIVERED:
+                report.delivered += 1
+                report.delivered_after.append(time.perf_counter() - started)
+            if update.source == "poll":
+                report.recovered += 1
     if pending.rejection is not None:
         report.rejected += 1
 
@@ -391,7 +411,9 @@ async def run_demo(args: argparse.Namespace, out: TextIO | None = None) -> int:
     if settings.json:
         out.write(json.dumps(report.as_dict()) + "\n")
     else:
-        out.write(summary_table(report.rows(), width=width - 1) + "\n")
+        out.write(
+            summary_table(report.rows(lose=bool(settings.lose)), width=width - 1) + "\n"
+        )
     if not finished:
         out.write(fit(f"gave up after {settings.timeout} s", width - 1) + "\n")
     ok = report.final == report.orders and report.failed == 0 and finished and flow_ok

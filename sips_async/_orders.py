@@ -1,4 +1,4 @@
-"""``client.orders``: submit, enqueue, get, track and list outstanding orders."""
+"""``client.orders``: submit, enqueue, get, track, outstanding and reconcile."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 import re
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Final
 
 from ._codec import SubmitBody, decode_sales_order, decode_submit_result, encode_order
@@ -15,6 +15,7 @@ from ._config import Endpoints
 from ._order_list import order_list_body
 from ._outcome import maybe_placed
 from ._pending import Entry, PendingOrder
+from ._poll import DEFAULT_CONCURRENCY, PollConfig, Poller, ReconcileReport
 from ._resource import decode_json, list_from_wire
 from ._retry import Requester
 from ._transport import Response
@@ -47,6 +48,7 @@ class OrdersResource:
         "_branches",
         "_endpoints",
         "_handed_out",
+        "_poller",
         "_requester",
         "_submit_timeout",
         "_timeout",
@@ -64,6 +66,7 @@ class OrdersResource:
         tracker_shared: bool = False,
         branches: BranchesResource | None = None,
         body: SubmitBody = "documented",
+        poll: PollConfig | None = None,
     ) -> None:
         if body not in ("documented", "minimal"):
             raise SipsConfigError("submit_body must be 'documented' or 'minimal'")
@@ -79,6 +82,13 @@ class OrdersResource:
         self._timeout = timeout
         self._submit_timeout = submit_timeout
         self._tracker = tracker
+        self._poller = Poller(
+            poll,
+            requester=requester,
+            endpoints=endpoints,
+            timeout=timeout,
+            tracker=tracker,
+        )
 
     async def submit(
         self,
@@ -161,7 +171,13 @@ class OrdersResource:
             await self._failed(key, exc)
             raise
         await self._settle(key, OrderState.QUEUED, result)
-        return PendingOrder(key, result=result, tracker=self._tracker, entry=entry)
+        return PendingOrder(
+            key,
+            result=result,
+            tracker=self._tracker,
+            entry=entry,
+            poller=self._poller,
+        )
 
     async def _send(self, key: str, path: str, body: bytes, timeout: float) -> Response:
         try:
@@ -176,7 +192,12 @@ class OrdersResource:
         # The failure is written after the fact; if the store fails too, the
         # order stays "sending" (outstanding), which errs on the safe side.
         exc.transaction_id = key
-        exc.maybe_placed = placed = maybe_placed(exc)
+        # The requester judged every attempt (a token failure before sending
+        # placed nothing); an error raised here after its answer has no verdict.
+        placed = exc.maybe_placed
+        if placed is None:
+            placed = maybe_placed(exc)
+        exc.maybe_placed = placed
         state = OrderState.UNCERTAIN if placed else OrderState.FAILED
         try:
             await self._tracker.settle(key, state, error=type(exc).__name__)
@@ -304,7 +325,9 @@ class OrdersResource:
             raise SipsValidationError("transaction_id is empty", field_path="id")
         entry = await self._tracker.attach(key)
         self._hand_out(entry)
-        return PendingOrder(key, tracker=self._tracker, entry=entry)
+        return PendingOrder(
+            key, tracker=self._tracker, entry=entry, poller=self._poller
+        )
 
     async def outstanding(self) -> AsyncIterator[PendingOrder]:
         """Every order not final yet, oldest first, history loaded.
@@ -315,6 +338,40 @@ class OrdersResource:
         """
         async for row in self._tracker.outstanding():
             yield await self.track(row.transaction_id)
+
+    async def reconcile(
+        self,
+        *,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> ReconcileReport:
+        """Ask SRS once about every outstanding order; what it said, per order.
+
+        Each order is looked up with ``GET /orders/{id}`` when SRS's id is
+        known, else Order List by PO number (``concurrency`` at a time, with
+        the retry policy). A status SRS reports is recorded through the
+        store as an update with ``source="poll"``, so waiters anywhere wake
+        and a final status ends the order. An order SRS does not find stays
+        outstanding: absence is no proof SRS dropped it, and nothing is ever
+        re-submitted. Run it on start-up (see the README's "after a restart").
+
+        Args:
+            concurrency: orders asked about at once (default 8).
+            progress: called with ``(done, total)`` after each order.
+
+        Returns:
+            A :class:`~sips_async.ReconcileReport`: ``resolved``,
+            ``pending``, ``not_found`` and ``failed``, each entry with the
+            order's ``transactionID`` and PO number.
+        """
+        rows = [row async for row in self._tracker.outstanding()]
+        return await self._poller.reconcile(
+            rows, concurrency=concurrency, progress=progress
+        )
+
+    async def close_polls(self) -> None:
+        """Stop polling (the client is closing)."""
+        await self._poller.aclose()
 
     def _hand_out(self, entry: Entry) -> None:
         if self._handed_out is not None:

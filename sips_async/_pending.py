@@ -10,6 +10,8 @@ notifications; :class:`PendingOrder` is the caller's handle on it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import datetime as dt
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -24,13 +26,15 @@ from .models import OrderStatus, OrderUpdate, SubmitResult
 from .stores._base import replay_key
 
 if TYPE_CHECKING:
+    from ._poll import Poller
     from .webhooks._tracker import Tracker
 
 __all__ = ["Entry", "PendingOrder"]
 
 _NO_RECEIVER: Final = (
     "no webhook receiver is configured: pass webhook=WebhookConfig(...) or a "
-    "WebhookReceiver to SipsClient so SRS's updates can reach this order"
+    "WebhookReceiver to SipsClient so SRS's updates can reach this order, or "
+    "poll=PollConfig(...) to ask SRS instead"
 )
 
 StatusOrPredicate = OrderStatus | str | Callable[[OrderUpdate], bool]
@@ -47,10 +51,16 @@ def _first_outcome(updates: Sequence[OrderUpdate]) -> OrderUpdate | None:
     so; any update with an error code, or an ``OC`` before an
     acknowledgement, rejects. SRS does not promise order, so an ``OU`` that
     beats its ``OA`` is passed over; if the order reaches a final status
-    without any ``OA`` (one lost on the way), that update decides.
+    without any ``OA`` (one lost on the way), that update decides. An update
+    made from a poll acknowledges too: SRS found the order with a status.
     """
     for update in updates:
-        if update.event_type == "OA" or _is_rejection(update) or update.is_final:
+        if (
+            update.event_type == "OA"
+            or update.source == "poll"
+            or _is_rejection(update)
+            or update.is_final
+        ):
             return update
     return None
 
@@ -148,16 +158,28 @@ class Entry:
         """The update with the latest ``eventDateTime`` (later arrival on ties).
 
         Updates without a time only count while nothing timed was seen, so a
-        late, older update never moves the status backwards.
+        late, older update never moves the status backwards. A poll's update
+        (SRS's documents carry no status time) counts as of when SRS
+        answered: the status was true then.
         """
         best: OrderUpdate | None = None
+        best_at: dt.datetime | None = None
         for update in self.updates:
-            if best is None or (
-                update.occurred_at is not None
-                and (best.occurred_at is None or update.occurred_at >= best.occurred_at)
-            ):
-                best = update
+            at = _when(update)
+            if best is None or (at is not None and (best_at is None or at >= best_at)):
+                best, best_at = update, at
         return best
+
+
+def _when(update: OrderUpdate) -> dt.datetime | None:
+    at = update.occurred_at
+    if at is None and update.source == "poll":
+        at = update.received_at
+    if at is not None and at.tzinfo is None:
+        # Naive times are UTC (as the codec reads eventDateTime), so they
+        # compare with a poll's aware received_at instead of raising.
+        at = at.replace(tzinfo=dt.UTC)
+    return at
 
 
 class PendingOrder:
@@ -174,7 +196,7 @@ class PendingOrder:
         done = await pending.wait_for(OrderStatus.DELIVERED, timeout=3600)
     """
 
-    __slots__ = ("_entry", "_tracker", "result", "transaction_id")
+    __slots__ = ("_entry", "_poller", "_tracker", "result", "transaction_id")
 
     def __init__(
         self,
@@ -183,12 +205,14 @@ class PendingOrder:
         result: SubmitResult | None = None,
         tracker: Tracker | None = None,
         entry: Entry | None = None,
+        poller: Poller | None = None,
     ) -> None:
         self.transaction_id = transaction_id
         #: SRS's answer to the enqueue (``None`` for a re-attached order).
         self.result = result
         self._tracker = tracker
         self._entry = entry
+        self._poller = poller
 
     def __repr__(self) -> str:
         status = self.status
@@ -288,16 +312,23 @@ class PendingOrder:
         await tracker.load(entry)
         yielded: set[int] = set()  # ids: a merge may insert earlier updates
         final = False
-        while True:
-            for update in list(entry.updates):
-                if id(update) not in yielded:
-                    yielded.add(id(update))
-                    final = final or update.is_final
-                    yield update
-            if final:
-                return
-            self._check_open(tracker, entry)
-            await entry.changed().wait()
+        async with self._watching(entry):
+            while True:
+                for update in list(entry.updates):
+                    if id(update) not in yielded:
+                        yielded.add(id(update))
+                        final = final or update.is_final
+                        yield update
+                if final:
+                    return
+                self._check_open(tracker, entry)
+                await entry.changed().wait()
+
+    def _watching(self, entry: Entry) -> contextlib.AbstractAsyncContextManager[None]:
+        """Poll SRS about the order while a caller waits (with a PollConfig)."""
+        if self._poller is None:
+            return contextlib.nullcontext()
+        return self._poller.watching(entry)
 
     def _check_open(self, tracker: Tracker, entry: Entry) -> None:
         if tracker.closed or entry.closed:
@@ -319,14 +350,18 @@ class PendingOrder:
         try:
             async with asyncio.timeout(timeout):
                 await tracker.load(entry)
-                while True:
-                    found = pick(entry.updates)
-                    if found is not None:
-                        return found
-                    self._check_open(tracker, entry)
-                    # Event.wait() gives each waiter its own future, so
-                    # cancelling one waiter never disturbs the others.
-                    await entry.changed().wait()
+                found = pick(entry.updates)
+                if found is not None:
+                    return found
+                async with self._watching(entry):
+                    while True:
+                        found = pick(entry.updates)
+                        if found is not None:
+                            return found
+                        self._check_open(tracker, entry)
+                        # Event.wait() gives each waiter its own future, so
+                        # cancelling one waiter never disturbs the others.
+                        await entry.changed().wait()
         except TimeoutError as exc:
             if isinstance(exc, SipsError):
                 raise

@@ -21,10 +21,12 @@ from ._auth import TokenManager
 from ._clock import SYSTEM_CLOCK, Clock
 from ._codec import error_from_response
 from ._config import RetryConfig
+from ._outcome import maybe_placed
 from ._redact import redact
 from ._transport import Response, Transport
 from .errors import (
     SipsConnectionError,
+    SipsError,
     SipsRateLimitError,
     SipsServerError,
 )
@@ -97,6 +99,7 @@ class _Call:
         "order_sent",
         "params",
         "path",
+        "placed",
         "started",
         "timeout",
     )
@@ -117,6 +120,8 @@ class _Call:
         self.timeout = timeout
         self.attempt = 0
         self.order_sent = False
+        #: Whether an attempt so far may have placed the order.
+        self.placed = False
         self.started = started
 
 
@@ -158,32 +163,49 @@ class Requester:
         clock = self._clock
         cfg = self._retry
         call = _Call(method, path, json, timeout, clock.monotonic(), params)
-        while True:
-            try:
-                return await self._attempt(call)
-            except RETRYABLE as exc:
-                if not should_retry(
-                    exc,
-                    places_order=places_order,
-                    order_sent=call.order_sent,
-                    cfg=cfg,
-                ):
-                    raise
-                elapsed = clock.monotonic() - call.started
-                wait = next_wait(
-                    exc,
-                    attempt=call.attempt,
-                    elapsed=elapsed,
-                    cfg=cfg,
-                    draw=_rng.uniform(0.0, 1.0),
-                )
-                if wait is None:
-                    raise
-                _log_retry(call, wait, elapsed, exc)
-            await clock.sleep(wait)
+        try:
+            while True:
+                try:
+                    return await self._attempt(call)
+                except RETRYABLE as exc:
+                    if not should_retry(
+                        exc,
+                        places_order=places_order,
+                        order_sent=call.order_sent,
+                        cfg=cfg,
+                    ):
+                        raise
+                    elapsed = clock.monotonic() - call.started
+                    wait = next_wait(
+                        exc,
+                        attempt=call.attempt,
+                        elapsed=elapsed,
+                        cfg=cfg,
+                        draw=_rng.uniform(0.0, 1.0),
+                    )
+                    if wait is None:
+                        raise
+                    _log_retry(call, wait, elapsed, exc)
+                await clock.sleep(wait)
+        except SipsError as exc:
+            if places_order:
+                # Over every attempt, not only the last: a token failure on a
+                # retry does not unsend an earlier attempt.
+                exc.maybe_placed = call.placed
+            raise
 
     async def _attempt(self, call: _Call) -> Response:
         call.attempt += 1
+        try:
+            return await self._send(call)
+        except SipsError as exc:
+            # A failure before the order request left (the token) places
+            # nothing; after it, the pure policy in _outcome decides.
+            if call.order_sent and maybe_placed(exc):
+                call.placed = True
+            raise
+
+    async def _send(self, call: _Call) -> Response:
         method, path = call.method, call.path
         for refreshed in (False, True):
             call.order_sent = False

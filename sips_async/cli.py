@@ -313,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="seed for the faults")
     demo.add_argument(
+        "--lose", type=float, default=0.0, help="webhooks lost for good (polled)"
+    )
+    demo.add_argument(
         "--timeout", type=float, default=120.0, help="give up after this long"
     )
     demo.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -388,6 +391,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--signing-secret", help="sign every update (Standard Webhooks)"
     )
     sandbox.add_argument(
+        "--lose-rate",
+        type=float,
+        default=0.0,
+        help="fraction of webhook updates lost for good (never redelivered)",
+    )
+    sandbox.add_argument(
         "--seed", type=int, default=None, help="random seed for reproducible faults"
     )
 
@@ -439,6 +448,17 @@ def build_parser() -> argparse.ArgumentParser:
     get.add_argument("--json", action="store_true", help="print JSON")
     _add_credentials(get)
 
+    reconcile = sub.add_parser(
+        "reconcile", help="ask SRS once about every outstanding order in a store"
+    )
+    reconcile.add_argument(
+        "--store", required=True, metavar="URL", help="e.g. sqlite:///orders.db"
+    )
+    reconcile.add_argument(
+        "--concurrency", type=int, default=8, help="orders asked about at once"
+    )
+    reconcile.add_argument("--json", action="store_true", help="print JSON")
+    _add_credentials(reconcile)
     _add_reference_commands(sub)
     _add_trigger(sub)
     _finish_subcommands(sub)
@@ -517,7 +537,9 @@ def _add_reference_commands(sub: Any) -> None:
 
 
 def _client(
-    args: argparse.Namespace, webhook: WebhookConfig | None = None
+    args: argparse.Namespace,
+    webhook: WebhookConfig | None = None,
+    store: str | None = None,
 ) -> SipsClient:
     """A client from flags or environment; raises UsageError when incomplete.
 
@@ -547,7 +569,11 @@ def _client(
         )
     assert client_id is not None and secret is not None
     return SipsClient(
-        client_id=client_id, client_secret=secret, base_url=base_url, webhook=webhook
+        client_id=client_id,
+        client_secret=secret,
+        base_url=base_url,
+        webhook=webhook,
+        store=store,
     )
 
 
@@ -977,6 +1003,49 @@ async def cmd_products(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_reconcile(args: argparse.Namespace) -> int:
+    """Ask SRS once about every outstanding order of a store; print the report."""
+    from ._poll import ReconcileReport
+
+    if args.concurrency < 1:
+        raise UsageError("--concurrency must be at least 1")
+    tty = sys.stderr.isatty()
+
+    def progress(done: int, total: int) -> None:
+        if tty:
+            end = "\n" if done == total else ""
+            print(f"\rreconciled {done}/{total}", end=end, file=sys.stderr, flush=True)
+        elif done == total or done % max(1, total // 10) == 0:
+            print(f"reconciled {done}/{total}", file=sys.stderr, flush=True)
+
+    async with _client(args, store=args.store) as client:
+        report: ReconcileReport = await client.orders.reconcile(
+            concurrency=args.concurrency, progress=progress
+        )
+    groups = {
+        "resolved": report.resolved,
+        "pending": report.pending,
+        "not_found": report.not_found,
+        "failed": report.failed,
+    }
+    if args.json:
+        counts = {name: len(rows) for name, rows in groups.items()}
+        print(encode({**counts, "orders": groups}).decode(), flush=True)
+    else:
+        for name, rows in groups.items():
+            for row in rows:
+                print(
+                    f"{name:<9} {row.transaction_id}  PO {row.po_number or '-'}  "
+                    f"{row.status or '-'}  ({row.detail})"
+                )
+        print(
+            f"{report.total} outstanding: {len(report.resolved)} resolved, "
+            f"{len(report.pending)} pending, {len(report.not_found)} not found, "
+            f"{len(report.failed)} failed"
+        )
+    return EXIT_FAILED if report.failed else EXIT_OK
+
+
 async def cmd_sandbox(args: argparse.Namespace) -> int:
     """Run the fake SIPS server until interrupted."""
     from .sandbox import Sandbox, SandboxConfig, serve
@@ -990,6 +1059,7 @@ async def cmd_sandbox(args: argparse.Namespace) -> int:
         drop_rate=args.drop_rate,
         duplicate_rate=args.duplicate_rate,
         reorder_rate=args.reorder_rate,
+        lose_rate=args.lose_rate,
         step_delay=args.step_delay,
         webhook_url=args.webhook_url,
         webhook_secret=args.webhook_secret,
@@ -1033,6 +1103,7 @@ _COMMANDS: Final[
     "customers": cmd_customers,
     "branches": cmd_branches,
     "products": cmd_products,
+    "reconcile": cmd_reconcile,
 }
 
 

@@ -33,6 +33,12 @@ EXPECTED = {
     ],
     # a real uvicorn server on 127.0.0.1, port picked by the OS
     "starlette_app.py": ["delivered via Starlette:"],
+    "poll_only.py": [
+        "acknowledged by a poll:",
+        "delivered: Delivered (source=poll)",
+        "reconciled: True Delivered",
+        "still outstanding: 0",
+    ],
 }
 
 

@@ -10,7 +10,7 @@ from ..errors import SipsConfigError
 
 __all__ = ["SandboxConfig", "check_loopback", "check_webhook_url"]
 
-_RATES = ("error_rate", "drop_rate", "duplicate_rate", "reorder_rate")
+_RATES = ("error_rate", "drop_rate", "duplicate_rate", "reorder_rate", "lose_rate")
 
 
 def check_loopback(host: str) -> str:
@@ -68,6 +68,10 @@ class SandboxConfig:
         duplicate_rate: fraction of webhook deliveries sent twice with an
             identical body (a replay).
         reorder_rate: fraction of webhook steps delivered after the next one.
+        lose_rate: fraction of webhook steps lost for good: never sent, never
+            redelivered (the order's status still moves, so ``GET
+            /orders/{id}`` and Order List show it); counted as
+            ``stats().faults["lose"]``.
         step_delay: seconds between an order's webhook steps.
         webhook_url: where updates are POSTed (also settable on the running
             :class:`~sips_async.sandbox.Sandbox`); ``None`` sends nothing.
@@ -93,6 +97,7 @@ class SandboxConfig:
     drop_rate: float = 0.0
     duplicate_rate: float = 0.0
     reorder_rate: float = 0.0
+    lose_rate: float = 0.0
     step_delay: float = 0.01
     webhook_url: str | None = field(default=None, repr=False)
     webhook_secret: str | None = field(default=None, repr=False)

@@ -64,6 +64,7 @@ class OrderRecord:
         steps: the webhook steps still to come, in delivery order.
         swapped: per step, whether it is delivered after the next one.
         duplicated: per step, whether its delivery is replayed.
+        lost: per step, whether its webhook is lost for good (never sent).
     """
 
     order: OrderRequest
@@ -76,6 +77,7 @@ class OrderRecord:
     steps: tuple[Step, ...] = ()
     swapped: tuple[bool, ...] = ()
     duplicated: tuple[bool, ...] = ()
+    lost: tuple[bool, ...] = ()
     created_at: dt.datetime = field(default_factory=_utc_now)
     last_event_at: dt.datetime | None = None
 

@@ -9,7 +9,7 @@ import msgspec
 __all__ = ["FAULT_KINDS", "SandboxStats", "WebhookRecord"]
 
 #: The kinds of injected fault counted in :attr:`SandboxStats.faults`.
-FAULT_KINDS: Final[tuple[str, ...]] = ("error", "drop", "duplicate", "reorder")
+FAULT_KINDS: Final[tuple[str, ...]] = ("error", "drop", "duplicate", "reorder", "lose")
 
 
 class WebhookRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,7 +53,7 @@ class SandboxStats(msgspec.Struct, frozen=True, kw_only=True):
         requests: API requests received (the stats endpoint excluded).
         faults: injected faults per kind: ``error`` (503), ``drop`` (no
             answer), ``duplicate`` (replayed delivery), ``reorder`` (swapped
-            steps).
+            steps), ``lose`` (a webhook step never sent).
         dropped: queued orders dropped without a webhook, as SRS is reported
             to drop them, by ``transactionID``, with the reasons.
     """

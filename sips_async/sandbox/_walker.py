@@ -172,6 +172,7 @@ class Walker:
         record.steps = steps
         record.swapped = tuple(swapped)
         record.duplicated = tuple(chance(self._rng, cfg.duplicate_rate) for _ in steps)
+        record.lost = tuple(chance(self._rng, cfg.lose_rate) for _ in steps)
 
     def start(self, record: OrderRecord) -> None:
         """Schedule the order's walk; it counts as busy from this call on."""
@@ -193,6 +194,14 @@ class Walker:
                 )
             else:
                 body = record.event(event_type, status)
+            if record.lost and record.lost[i]:
+                # Lost for good: the status moved, no webhook says so.
+                self._faults["lose"] += 1
+                logger.debug("losing %s %s for %s", event_type, status, tid)
+                if held is not None:
+                    await self.send(tid, held[0], duplicate=held[1])
+                    held = None
+                continue
             if record.swapped[i] and i + 1 < len(record.steps):
                 self._faults["reorder"] += 1
                 held = (body, record.duplicated[i])
