@@ -161,8 +161,9 @@ class WebhookConfig:
         max_connections: connections served at once; at the cap, the
             connection idle or stuck in its headers the longest is closed to
             make room (a new one is refused only when every connection is
-            busy). ``None``: half the process's file-descriptor limit, at
-            most 1024.
+            busy). ``None``: from the process's file-descriptor limit (half
+            of what accept bursts leave; 320 for the common 1024, at most
+            1024), so a flood cannot exhaust the descriptors.
 
     The three timeouts and the cap hold when the receiver listens itself
     (``start()``, ``SipsClient``, ``sips-async listen``); mounted in your

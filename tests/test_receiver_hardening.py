@@ -104,7 +104,7 @@ async def test_every_forwarded_for_line_is_read_in_order(
         assert receiver.tracker.received == (1 if expected == 200 else 0)
 
 
-async def test_process_reads_every_forwarded_for_line_of_a_multidict() -> None:
+async def test_process_reads_every_forwarded_for_line_of_any_headers() -> None:
     from multidict import CIMultiDict
 
     config = WebhookConfig(
@@ -118,6 +118,12 @@ async def test_process_reads_every_forwarded_for_line_of_a_multidict() -> None:
     assert answer.status == 403
     one_line = {"x-forwarded-for": "8.8.8.8, 10.1.2.3"}
     assert (await receiver.process(BODY, one_line, peer="127.0.0.1")).status == 200
+    from starlette.datastructures import Headers
+
+    starlette = Headers(
+        raw=[(b"x-forwarded-for", b"10.1.2.3"), (b"x-forwarded-for", b"8.8.8.8")]
+    )
+    assert (await receiver.process(BODY, starlette, peer="127.0.0.1")).status == 403
     await receiver.aclose()
 
 

@@ -28,24 +28,52 @@ from typing import Final
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 
-__all__ = ["ConnectionPool", "GuardedSite", "QuietServerLog", "default_max_connections"]
+__all__ = [
+    "ConnectionPool",
+    "GuardedSite",
+    "QuietServerLog",
+    "default_backlog",
+    "default_max_connections",
+]
 
 _IDLE: Final = 0
 _HEAD: Final = 1
 _BUSY: Final = 2
 
 
-def default_max_connections() -> int:
-    """Half the soft file-descriptor limit, at most 1024 (256 if unknown)."""
+def _fd_limit() -> int | None:
     try:
         import resource
 
         soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
     except (ImportError, OSError, ValueError):
-        return 256
+        return None
     if soft == resource.RLIM_INFINITY or soft <= 0:
-        return 1024
-    return max(1, min(1024, soft // 2))
+        return None
+    return int(soft)
+
+
+def default_backlog() -> int:
+    """The listen backlog: 128, or a quarter of a small descriptor limit.
+
+    asyncio accepts up to ``backlog`` connections per wake-up, each a new
+    descriptor, and a new connection reaches the pool (which may close an
+    older one) two loop iterations later: up to three bursts can be open
+    beside the pool's connections, and must fit in the descriptor limit.
+    """
+    soft = _fd_limit()
+    return 128 if soft is None else max(1, min(128, soft // 4))
+
+
+def default_max_connections() -> int:
+    """Half the descriptors three accept bursts leave, at most 1024.
+
+    256 when the limit is unknown; with the common soft limit of 1024, 320.
+    """
+    soft = _fd_limit()
+    if soft is None:
+        return 256
+    return max(1, min(1024, (soft - 3 * default_backlog()) // 2))
 
 
 class _Connection(asyncio.Protocol):
@@ -242,7 +270,10 @@ class GuardedSite(web.BaseSite):
         assert server is not None
         loop = asyncio.get_running_loop()
         self._server = await loop.create_server(
-            self._pool.protocol_factory(server), self._host, self._port
+            self._pool.protocol_factory(server),
+            self._host,
+            self._port,
+            backlog=default_backlog(),
         )
 
     async def stop(self) -> None:
