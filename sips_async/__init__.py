@@ -51,7 +51,8 @@ from .models import (
     ShipTo,
     SubmitResult,
 )
-from .webhooks import MemoryStore, Store, WebhookReceiver, sign_headers
+from .stores import MemoryStore, SqliteStore, Store, open_store
+from .webhooks import WebhookReceiver, sign_headers
 
 __all__ = [
     "ContactAddress",
@@ -91,11 +92,23 @@ __all__ = [
     "SipsStoreError",
     "SipsTimeoutError",
     "SipsValidationError",
+    "SqliteStore",
     "Store",
     "SubmitResult",
     "WebhookConfig",
     "WebhookReceiver",
     "WebhookVerificationError",
     "__version__",
+    "open_store",
     "sign_headers",
 ]
+
+
+def __getattr__(name: str) -> object:
+    # ``RedisStore`` needs the optional ``redis`` extra: imported on first use,
+    # so ``import sips_async`` works without it (not in ``__all__`` for that).
+    if name == "RedisStore":
+        from .stores import RedisStore
+
+        return RedisStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -183,8 +183,7 @@ class SipsClient:
         self._tracker = (
             self._receiver.tracker
             if self._receiver is not None
-            # Polling alone feeds the orders' waiters when there is no receiver.
-            else Tracker(open_store(store or "memory://"), fed=poll is not None)
+            else self._own_tracker(open_store(store or "memory://"), poll)
         )
         #: Order calls: ``submit``, ``enqueue``, ``get``, ``track``,
         #: ``outstanding``.
@@ -224,6 +223,13 @@ class SipsClient:
             poll=poll,
         )
         self._state = _State.NEW
+
+    @staticmethod
+    def _own_tracker(store: Store, poll: PollConfig | None) -> Tracker:
+        # With no receiver, waiters are fed by polling, or by a shared store
+        # (Redis) whose other instances receive SRS's webhooks.
+        shared = bool(getattr(store, "shared", False))
+        return Tracker(store, fed=poll is not None or shared)
 
     def __repr__(self) -> str:
         hook = f" webhook={self.webhook_url_safe}" if self._receiver else ""

@@ -57,6 +57,8 @@ EXTRAS = {
     "SipsResponseError",
     "SipsStoreError",
     "WebhookVerificationError",
+    "SqliteStore",
+    "open_store",
 }
 
 
@@ -96,3 +98,10 @@ def test_every_exception_is_exported_and_rooted_at_sips_error() -> None:
 def test_version_is_a_string() -> None:
     assert isinstance(sips_async.__version__, str)
     assert sips_async.__version__[0].isdigit()
+
+
+def test_redis_store_is_reached_from_the_top_level_lazily() -> None:
+    from sips_async.stores import RedisStore
+
+    assert sips_async.RedisStore is RedisStore
+    assert "RedisStore" not in sips_async.__all__  # star-import needs no extra

@@ -427,9 +427,22 @@ async def test_store_failure_answers_503_then_redelivery_is_stored(
         assert "503" in line and "disk I/O error" in line
         assert HOOK_SECRET not in line and "txn-hard" not in line  # no body
         assert errors[0].exc_info is None
+        # The outage goes on: more 503s, but no more ERROR lines.
+        for _ in range(3):
+            status, _, _ = await raw_http(
+                host, port, _request(path, _plain(BODY), BODY)
+            )
+            assert status == 503
+        assert len([r for r in caplog.records if r.levelno >= logging.ERROR]) == 1
         store.healthy = True  # SRS delivers again
         status, _, body = await raw_http(host, port, _request(path, _plain(BODY), BODY))
         assert status == 200 and json.loads(body) == {"ok": True, "duplicate": False}
+        back = [r for r in caplog.records if "works again" in r.getMessage()]
+        assert [r.levelno for r in back] == [logging.WARNING]
+        # Healthy from then on: no second "works again" line.
+        status, _, _ = await raw_http(host, port, _request(path, _plain(BODY), BODY))
+        assert status == 200
+        assert len([r for r in caplog.records if "works again" in r.getMessage()]) == 1
 
 
 async def test_process_answers_like_the_handler() -> None:

@@ -456,6 +456,10 @@ class RedisStore(Listeners):
         async with SipsClient(..., store=store) as client: ...
     """
 
+    #: Changes other processes make reach this store's listeners: a client
+    #: with no receiver of its own is woken by the instances that have one.
+    shared = True
+
     def __init__(
         self,
         url: str,

@@ -111,6 +111,7 @@ class WebhookReceiver:
         "_pool",
         "_runner",
         "_serving",
+        "_store_down",
         "tracker",
     )
 
@@ -137,6 +138,9 @@ class WebhookReceiver:
         self._cfg = cfg
         self._clock = clock
         self._guard = Guard(cfg)
+        # Whether the last record failed: an outage is logged once at ERROR
+        # (each further 503 at DEBUG), and its end once at WARNING.
+        self._store_down = False
         if tracker is None:
             tracker = Tracker(
                 open_store(store)
@@ -400,14 +404,19 @@ class WebhookReceiver:
         try:
             new = await self.tracker.record(update)
         except SipsStoreError as exc:
-            logger.error(
+            logger.log(
+                logging.DEBUG if self._store_down else logging.ERROR,
                 "webhook %s %s not stored, answered 503 so SRS delivers it "
                 "again: the order store failed: %s",
                 update.event_type,
                 update.event_id,
                 exc,
             )
+            self._store_down = True
             return _answer(503, "update not stored; deliver it again")
+        if self._store_down:
+            self._store_down = False
+            logger.warning("the order store works again: webhooks are stored")
         return WebhookAnswer(200, _OK if new else _DUPLICATE)
 
     @staticmethod
