@@ -304,31 +304,33 @@ async def test_a_client_without_receiver_is_woken_through_a_shared_store() -> No
     # The instance behind the balancer records SRS's update; the client that
     # enqueued has no receiver of its own and still wakes.
     url, prefix = shared_server().url, fresh_prefix()
-    async with FakeSips() as fake:
-        async with (
-            SipsClient(
-                client_id=CLIENT_ID,
-                client_secret=CLIENT_SECRET,
-                base_url=fake.url,
-                store=RedisStore(url, prefix=prefix),
-            ) as client,
-            opened(url, prefix) as other,
-        ):
-            pending = await client.orders.enqueue(make_order())
-            waiting = asyncio.ensure_future(pending.wait(timeout=WAIT))
-            ack = update(tx=pending.transaction_id, event_type="OA", status="Accepted")
-            assert (await other.record(ack)).new
-            assert (await waiting).event_id == ack.event_id
+    async with (
+        FakeSips() as fake,
+        SipsClient(
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            base_url=fake.url,
+            store=RedisStore(url, prefix=prefix),
+        ) as client,
+        opened(url, prefix) as other,
+    ):
+        pending = await client.orders.enqueue(make_order())
+        waiting = asyncio.ensure_future(pending.wait(timeout=WAIT))
+        ack = update(tx=pending.transaction_id, event_type="OA", status="Accepted")
+        assert (await other.record(ack)).new
+        assert (await waiting).event_id == ack.event_id
 
 
 async def test_a_client_without_receiver_on_a_local_store_refuses_to_wait() -> None:
-    async with FakeSips() as fake:
-        async with SipsClient(
+    async with (
+        FakeSips() as fake,
+        SipsClient(
             client_id=CLIENT_ID, client_secret=CLIENT_SECRET, base_url=fake.url
-        ) as client:
-            pending = await client.orders.enqueue(make_order())
-            with pytest.raises(SipsConfigError, match="webhook"):
-                await pending.wait(timeout=1)
+        ) as client,
+    ):
+        pending = await client.orders.enqueue(make_order())
+        with pytest.raises(SipsConfigError, match="webhook"):
+            await pending.wait(timeout=1)
 
 
 def test_a_missing_redis_server_fails_in_ci_and_skips_elsewhere(
