@@ -6,26 +6,11 @@ import builtins
 import datetime as dt
 from typing import Any
 
-from ._resource import Resource, from_wire, list_from_wire, segment
-from .errors import SipsResponseError, SipsValidationError
+from ._resource import Resource, date_param, from_wire, list_from_wire, segment
+from .errors import SipsResponseError
 from .models import InvoiceHeader, InvoiceSummary
 
 __all__ = ["InvoicesResource"]
-
-
-def _date(value: dt.date | str | None, name: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    text = str(value).strip()
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise SipsValidationError(
-            f"{name} must be a date (YYYY-MM-DD), got {value!r}", field_path=name
-        ) from None
-    return text
 
 
 class InvoicesResource(Resource):
@@ -60,8 +45,8 @@ class InvoicesResource(Resource):
                 if ship_to_sequence_number is None
                 else str(ship_to_sequence_number),
             ),
-            ("startInvoiceDate", _date(start, "startInvoiceDate")),
-            ("endInvoiceDate", _date(end, "endInvoiceDate")),
+            ("startInvoiceDate", date_param(start, "startInvoiceDate")),
+            ("endInvoiceDate", date_param(end, "endInvoiceDate")),
             ("orderNumber", order_number),
             ("rowReturnLimit", limit),
         ):

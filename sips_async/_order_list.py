@@ -7,24 +7,10 @@ from typing import Any
 
 import msgspec
 
+from ._resource import date_param
 from .errors import SipsValidationError
 
 __all__ = ["order_list_body"]
-
-
-def _date(value: dt.date | str | None, key: str) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    text = str(value).strip()
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        raise SipsValidationError(
-            f"{key} must be a date (YYYY-MM-DD), got {value!r}", field_path=key
-        ) from None
-    return text
 
 
 def _integer(value: object, key: str) -> int | None:
@@ -66,8 +52,8 @@ def order_list_body(
             _integer(ship_to_sequence_number, "shipToSequenceNumber"),
         ),
         ("orderId", _integer(order_id, "orderId")),
-        ("orderFromDate", _date(from_date, "orderFromDate")),
-        ("orderToDate", _date(to_date, "orderToDate")),
+        ("orderFromDate", date_param(from_date, "orderFromDate")),
+        ("orderToDate", date_param(to_date, "orderToDate")),
         ("rowReturnLimit", _integer(limit, "rowReturnLimit")),
         ("orderStatus", status),
         ("PONumber", po_number),

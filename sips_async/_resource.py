@@ -9,6 +9,7 @@ every one of them may be retried.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from collections.abc import Mapping
 from typing import Any, Final, TypeVar
@@ -20,10 +21,38 @@ from ._config import Endpoints
 from ._retry import Requester
 from .errors import SipsResponseError, SipsValidationError
 
-__all__ = ["Resource", "decode_json", "from_wire", "list_from_wire", "segment"]
+__all__ = [
+    "Resource",
+    "date_param",
+    "decode_json",
+    "from_wire",
+    "list_from_wire",
+    "segment",
+]
 
 _SEGMENT: Final = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 _any_decoder: Final = msgspec.json.Decoder()
+
+
+def date_param(value: dt.date | str | None, name: str) -> str | None:
+    """``value`` as ``YYYY-MM-DD`` for SRS (``None`` stays ``None``).
+
+    Raises:
+        SipsValidationError: not a date, naming ``name``.
+    """
+    if value is None:
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    text = str(value).strip()
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        raise SipsValidationError(
+            f"{name} must be a date (YYYY-MM-DD), got {value!r}", field_path=name
+        ) from None
+    return text
+
 
 T = TypeVar("T", bound=msgspec.Struct)
 
