@@ -72,7 +72,11 @@ def _keys(prefix: str, count: int) -> list[str]:
 
 
 class SdkReceiver:
-    """A fresh ``WebhookReceiver`` per trial, its orders registered first."""
+    """A fresh ``WebhookReceiver`` per trial, its orders registered first.
+
+    ``config["store"]``: ``"memory"`` (default), ``"sqlite"`` (a new file per
+    trial) or a store URL.
+    """
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._store_kind: str = config.get("store", "memory")
@@ -87,10 +91,12 @@ class SdkReceiver:
 
     async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
         if name == "prepare":
-            store: Store | None = None
+            store: Store | str | None = None
             if self._store_kind == "sqlite":
                 self._tmp = tempfile.TemporaryDirectory()
                 store = SqliteStore(Path(self._tmp.name) / "orders.db")
+            elif self._store_kind != "memory":
+                store = self._store_kind  # a store URL (Redis)
             receiver = WebhookReceiver(
                 WebhookConfig(host="127.0.0.1", port=0, path=_PATH, secret=HOOK_SECRET),
                 store=store,

@@ -23,66 +23,20 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
-from sips_async import PendingOrder, WebhookConfig, WebhookReceiver
 from sips_async.stores import Change, RedisStore
 from sips_async.webhooks._decode import decode_event
 from tests._redis_server import RedisServer
-from tests.factories import HOOK_SECRET, event_body
+from tests.factories import event_body
 
-from ._harness import GcTimer, Options, interleave, median, server_loop, workers
+from ._harness import Options, interleave, median, server_loop, workers
 from ._report import Outcome, Table, Target, ms, ratio, ratios, summarize, us
-from .ingest import CONCURRENCY, _keys, _trial
+from .ingest import CONCURRENCY, _trial
 
-__all__ = ["StoreReceiver", "run"]
+__all__ = ["run"]
 
 _PATH: Final = "/srs/webhook"
-
-
-class StoreReceiver:
-    """A fresh ``WebhookReceiver`` per trial on ``config["store"]``."""
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        self._store: str | None = config.get("store")
-        self._receiver: WebhookReceiver | None = None
-        self._pending: list[PendingOrder] = []
-        self._cpu = 0.0
-        self._gc = GcTimer()
-
-    async def start(self) -> dict[str, Any]:
-        return {}
-
-    async def command(self, name: str, args: dict[str, Any]) -> dict[str, Any]:
-        if name == "prepare":
-            receiver = WebhookReceiver(
-                WebhookConfig(host="127.0.0.1", port=0, path=_PATH, secret=HOOK_SECRET),
-                store=self._store,
-            )
-            url = await receiver.start()
-            tracker = receiver.tracker
-            self._pending = [
-                PendingOrder(key, tracker=tracker, entry=await tracker.expect(key))
-                for key in _keys(args["prefix"], args["count"])
-            ]
-            self._receiver = receiver
-            self._gc = GcTimer()
-            self._gc.start()
-            self._cpu = time.process_time()
-            return {"url": url}
-        if name == "finish":
-            cpu = time.process_time() - self._cpu
-            self._gc.stop()
-            assert self._receiver is not None
-            resolved = sum(1 for p in self._pending if p.history)
-            await self._receiver.aclose()
-            self._receiver, self._pending = None, []
-            return {"cpu": cpu, "gc": self._gc.seconds, "resolved": resolved}
-        raise ValueError(f"unknown command {name!r}")
-
-    async def close(self) -> None:
-        if self._receiver is not None:
-            await self._receiver.aclose()
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -147,8 +101,8 @@ def run(opts: Options) -> Outcome:
         server = RedisServer(Path(tmp))
         with server.running():
             specs = [
-                ("benchmarks.redis_store:StoreReceiver", loop, {"store": server.url}),
-                ("benchmarks.redis_store:StoreReceiver", loop, {}),
+                ("benchmarks.ingest:SdkReceiver", loop, {"store": server.url}),
+                ("benchmarks.ingest:SdkReceiver", loop, {}),
             ]
             with (
                 workers([("benchmarks.ingest:Sender", server_loop(), {})]) as [sender],
