@@ -23,7 +23,6 @@ import statistics
 import tempfile
 import time
 from pathlib import Path
-from typing import Final
 
 from sips_async.stores import Change, RedisStore
 from sips_async.webhooks._decode import decode_event
@@ -35,8 +34,6 @@ from ._report import Outcome, Table, Target, ms, ratio, ratios, summarize, us
 from .ingest import CONCURRENCY, _trial
 
 __all__ = ["run"]
-
-_PATH: Final = "/srs/webhook"
 
 
 def _percentile(values: list[float], q: float) -> float:
