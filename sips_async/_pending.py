@@ -310,13 +310,16 @@ class PendingOrder:
         """
         tracker, entry = self._require()
         await tracker.load(entry)
-        yielded: set[int] = set()  # ids: a merge may insert earlier updates
+        # Replay keys, not ids: a merge may insert earlier updates, and a
+        # re-read from the store brings new objects for the same updates.
+        yielded: set[str] = set()
         final = False
         async with self._watching(entry):
             while True:
                 for update in list(entry.updates):
-                    if id(update) not in yielded:
-                        yielded.add(id(update))
+                    marker = replay_key(update)
+                    if marker not in yielded:
+                        yielded.add(marker)
                         final = final or update.is_final
                         yield update
                 if final:

@@ -24,6 +24,7 @@ from aioresponses import aioresponses
 from sips_async import (
     MemoryStore,
     OrderUpdate,
+    PendingOrder,
     SipsClient,
     SipsServerError,
     SipsStoreError,
@@ -32,6 +33,7 @@ from sips_async import (
 )
 from sips_async.stores import OrderState, Recorded, SqliteStore, open_store
 from sips_async.stores._sqlite import SCHEMA_VERSION
+from sips_async.webhooks import Tracker
 from sips_async.webhooks._decode import decode_event
 from tests._fake_sips import FakeSips, post
 from tests._mock import ENQUEUE_URL, mock_token
@@ -448,3 +450,45 @@ async def test_demo_runs_on_a_sqlite_store(tmp_path: Path) -> None:
         assert sent.fetchone()[0] == 5 + 1
         final = conn.execute("SELECT COUNT(*) FROM orders WHERE final_at IS NOT NULL")
         assert final.fetchone()[0] == 5 + 1
+
+
+async def test_updates_yields_each_update_once_across_a_reread(tmp_path: Path) -> None:
+    # A merge makes the tracker re-read the order from SQLite: new objects
+    # for updates already yielded must not be yielded again.
+    tracker = Tracker(SqliteStore(tmp_path / "orders.db"))
+    try:
+        entry = await tracker.expect("tx-m")
+        pending = PendingOrder("tx-m", tracker=tracker, entry=entry)
+        seen: list[str] = []
+        first = decode_event(
+            event_body(transaction_id="tx-m", event_id="1", order_id=None)
+        )
+        await tracker.record(first)
+        orphan = decode_event(
+            event_body(
+                transaction_id=None, order_id="SRS-9", event_id="2", event_type="OU"
+            )
+        )
+        await tracker.record(orphan)
+
+        started = asyncio.Event()
+
+        async def follow() -> None:
+            async for update in pending.updates():
+                seen.append(update.event_id)
+                started.set()
+
+        task = asyncio.ensure_future(follow())
+        await asyncio.wait_for(started.wait(), 10)
+        # Linking SRS-9 merges the orphan in: the history is re-read.
+        await tracker.settle("tx-m", OrderState.QUEUED, order_id="SRS-9")
+        final = decode_event(
+            event_body(
+                transaction_id="tx-m", event_id="3", event_type="DU", status="Delivered"
+            )
+        )
+        await tracker.record(final)
+        await asyncio.wait_for(task, 10)
+        assert seen == ["1", "2", "3"]
+    finally:
+        await tracker.close()  # the SQLite thread must end
