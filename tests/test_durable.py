@@ -492,3 +492,33 @@ async def test_updates_yields_each_update_once_across_a_reread(tmp_path: Path) -
         assert seen == ["1", "2", "3"]
     finally:
         await tracker.close()  # the SQLite thread must end
+
+
+async def test_a_store_nobody_closed_does_not_hold_the_process_at_exit(
+    tmp_path: Path,
+) -> None:
+    script = (
+        "import asyncio, sys\n"
+        "from sips_async.stores import SqliteStore\n"
+        "async def main():\n"
+        "    store = SqliteStore(sys.argv[1])\n"
+        "    await store.open()\n"
+        "    await store.begin('tx-left-open')\n"
+        "asyncio.run(main())\n"
+    )
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", script, str(tmp_path / "open.db"), cwd=ROOT
+    )
+    try:
+        assert await asyncio.wait_for(proc.wait(), 30) == 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+    store = SqliteStore(tmp_path / "open.db")
+    await store.open()
+    try:
+        row = await store.get("tx-left-open")  # committed before the exit
+        assert row is not None and row.state is OrderState.SENDING
+    finally:
+        await store.close()

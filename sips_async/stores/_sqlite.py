@@ -188,8 +188,15 @@ class SqliteStore(Listeners):
             raise SipsStoreError(f"SQLite store {path}: {exc.strerror}") from None
         else:
             os.close(fd)
+        pending = aiosqlite.connect(path, isolation_level=None)
+        # A store nobody closed must not hold the interpreter at exit (the
+        # thread is joined before atexit runs). Ending mid-write is safe: WAL
+        # rolls an unfinished transaction back on the next open.
+        thread = getattr(pending, "_thread", None)
+        if thread is not None:
+            thread.daemon = True
         try:
-            conn = await aiosqlite.connect(path, isolation_level=None)
+            conn = await pending
         except (sqlite3.Error, OSError) as exc:
             raise SipsStoreError(f"SQLite store {path}: {exc}") from None
         try:
