@@ -2,8 +2,8 @@
 
 An :class:`Entry` is the in-process view of one order: the updates the store
 holds for it and the waiters woken when that changes. The tracker keeps at
-most one entry per order (weakly: an entry lives while a
-:class:`PendingOrder` holds it) and feeds it from the store's change
+most one entry per order (strongly until the order is final, then weakly,
+while a :class:`PendingOrder` holds it) and feeds it from the store's change
 notifications; :class:`PendingOrder` is the caller's handle on it.
 """
 
@@ -153,6 +153,11 @@ class Entry:
         if self.order_id is None:
             self.order_id = next((u.order_id for u in history if u.order_id), None)
         self.loaded = True
+
+    @property
+    def is_final(self) -> bool:
+        """Whether an update held ended the order."""
+        return any(update.is_final for update in self.updates)
 
     def current(self) -> OrderUpdate | None:
         """The update with the latest ``eventDateTime`` (later arrival on ties).

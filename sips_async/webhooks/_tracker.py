@@ -20,6 +20,7 @@ from .._pending import Entry
 from ..errors import SipsClientClosedError, SipsStoreError
 from ..models import OrderUpdate
 from ..stores import EVERYTHING, Change, MemoryStore, OrderState, Store, TrackedOrder
+from ..stores._base import OUTSTANDING_STATES
 
 __all__ = ["Tracker", "UpdateCallback"]
 
@@ -42,6 +43,7 @@ class Tracker:
         "_callbacks",
         "_closed",
         "_entries",
+        "_finished",
         "_opening",
         "_rereads",
         "_tasks",
@@ -55,7 +57,12 @@ class Tracker:
     def __init__(self, store: Store | None = None, *, fed: bool = True) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.fed = fed
-        self._entries: weakref.WeakValueDictionary[str, Entry] = (
+        # Entries of orders not final yet, held strongly (as the store holds
+        # their rows): an update reaches ``pending.history`` whether or not
+        # anyone waits. A final order's entry is then held weakly, while a
+        # PendingOrder holds it, for the late updates SRS may still send.
+        self._entries: dict[str, Entry] = {}
+        self._finished: weakref.WeakValueDictionary[str, Entry] = (
             weakref.WeakValueDictionary()
         )
         self._callbacks: list[UpdateCallback] = []
@@ -71,8 +78,9 @@ class Tracker:
         self.duplicates = 0
 
     def __repr__(self) -> str:
+        tracked = len(self._entries) + len(self._finished)
         return (
-            f"<Tracker tracked={len(self._entries)} received={self.received} "
+            f"<Tracker tracked={tracked} received={self.received} "
             f"duplicates={self.duplicates}{' closed' if self._closed else ''}>"
         )
 
@@ -105,8 +113,25 @@ class Tracker:
             raise SipsClientClosedError("the order tracker is closed")
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._entries[key] = Entry(key)
+            entry = self._finished.get(key)
+            if entry is None:
+                entry = self._entries[key] = Entry(key)
         return entry
+
+    def _lookup(self, key: str) -> Entry | None:
+        entry = self._entries.get(key)
+        return entry if entry is not None else self._finished.get(key)
+
+    def _retire(self, entry: Entry) -> None:
+        """Hold a finished order's entry weakly from now on."""
+        if self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+            self._finished[entry.key] = entry
+
+    def _loaded(self, entry: Entry, history: list[OrderUpdate]) -> None:
+        entry.load(history)
+        if entry.is_final:
+            self._retire(entry)
 
     async def expect(self, key: str, *, po_number: str | None = None) -> Entry:
         """Write an order to the store before its request leaves; its entry.
@@ -116,21 +141,21 @@ class Tracker:
         """
         await self.open()
         entry = self.entry(key)
-        entry.load(await self.store.begin(key, po_number=po_number))
+        self._loaded(entry, await self.store.begin(key, po_number=po_number))
         return entry
 
     async def attach(self, key: str) -> Entry:
         """Follow order ``key`` (``track()``): its entry, history loaded."""
         await self.open()
         entry = self.entry(key)
-        entry.load(await self.store.adopt(key))
+        self._loaded(entry, await self.store.adopt(key))
         return entry
 
     async def load(self, entry: Entry) -> None:
         """Read ``entry``'s history from the store if that was not done yet."""
         if not entry.loaded:
             await self.open()
-            entry.load(await self.store.history(entry.key))
+            self._loaded(entry, await self.store.history(entry.key))
 
     async def settle(
         self,
@@ -147,9 +172,13 @@ class Tracker:
             key, state, order_id=order_id, queue_id=queue_id, error=error
         )
         await self._reread_done(key)
-        entry = self._entries.get(key)
-        if entry is not None and entry.order_id is None:
-            entry.order_id = order_id
+        entry = self._lookup(key)
+        if entry is not None:
+            if entry.order_id is None:
+                entry.order_id = order_id
+            if state not in OUTSTANDING_STATES:
+                # Never sent (or placed synchronously): nothing more will come.
+                self._retire(entry)
 
     async def outstanding(self) -> AsyncIterator[TrackedOrder]:
         """The store's orders that are not final, oldest first."""
@@ -187,16 +216,20 @@ class Tracker:
 
     def _on_change(self, change: Change) -> None:
         if change.key == EVERYTHING:
-            for held in list(self._entries.values()):
+            for held in [*self._entries.values(), *self._finished.values()]:
                 self._reload(held)
             return
         entry = self._entries.get(change.key)
         if entry is None:
-            return
+            entry = self._finished.get(change.key)
+            if entry is None:
+                return
         if change.reload:
             self._reload(entry)
         elif entry.add(change.updates):
             entry.wake()
+            if any(update.is_final for update in change.updates):
+                self._retire(entry)
 
     def _reload(self, entry: Entry) -> None:
         task = asyncio.ensure_future(self._reread(entry))
@@ -217,7 +250,7 @@ class Tracker:
 
     async def _reread(self, entry: Entry) -> None:
         try:
-            entry.load(await self.store.history(entry.key))
+            self._loaded(entry, await self.store.history(entry.key))
         except SipsStoreError as exc:
             # Waiters keep waiting; the store says when it is back.
             logger.warning("could not re-read order %s: %s", entry.key, exc)
@@ -251,7 +284,7 @@ class Tracker:
         if self._closed:
             return
         self._closed = True
-        for entry in list(self._entries.values()):
+        for entry in [*self._entries.values(), *self._finished.values()]:
             entry.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
