@@ -124,6 +124,14 @@ class Entry:
         """Append the updates not held yet, in order; ``True`` if any was new."""
         if not updates:
             return False
+        if not self.updates and len(updates) == 1:
+            # The common case (an order's first update): nothing to compare
+            # with, so its replay key is left for a later add to work out.
+            self.updates = [updates[0]]
+            self._seen = None
+            if self.order_id is None:
+                self.order_id = updates[0].order_id
+            return True
         seen = self._seen
         if seen is None:
             seen = self._seen = {replay_key(u) for u in self.updates}
