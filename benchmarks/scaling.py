@@ -3,7 +3,7 @@
 One :class:`~benchmarks._servers.SipsServer` process answers
 ``POST /orders/v2/submit/async`` with ``Order Queued`` and *holds* the ``OA``
 webhook of each order (the ``hold`` command) until it is told to deliver them
-all (``release``, 256 connections at once). Each trial runs in a fresh client
+all (``release``, 64 connections). Each trial runs in a fresh client
 process (so its resident memory says what the orders cost):
 
 1. **enqueue**: ``N`` orders are placed, 64 requests at a time, each leaving
