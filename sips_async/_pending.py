@@ -37,6 +37,9 @@ _NO_RECEIVER: Final = (
     "poll=PollConfig(...) to ask SRS instead"
 )
 
+#: The context of a wait without polling (stateless, so shared).
+_NOT_WATCHED: Final = contextlib.nullcontext()
+
 StatusOrPredicate = OrderStatus | str | Callable[[OrderUpdate], bool]
 
 
@@ -80,8 +83,8 @@ class Entry:
 
     __slots__ = (
         "__weakref__",
-        "_event",
         "_seen",
+        "_waiters",
         "closed",
         "key",
         "loaded",
@@ -98,16 +101,38 @@ class Entry:
         self._seen: set[str] | None = None  # replay keys of ``updates``
         #: Whether the store's history was read in (``False``: not yet).
         self.loaded = False
-        self._event: asyncio.Event | None = None
+        # Futures of the tasks awaiting the next change: one, or a list.
+        self._waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = None
         #: Set when the client that handed this order out was closed.
         self.closed = False
 
-    def changed(self) -> asyncio.Event:
-        """An event set at the next change (a fresh one per generation)."""
-        event = self._event
-        if event is None:
-            event = self._event = asyncio.Event()
-        return event
+    async def next_change(self) -> None:
+        """Return at the next change (:meth:`wake`, or :meth:`close`).
+
+        Each waiter gets its own future, so cancelling one waiter never
+        disturbs the others; one waiter's future is held as it is, several
+        in a list (an ``asyncio.Event`` per order held a 760-byte deque).
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = future
+        elif isinstance(waiters, list):
+            waiters.append(future)
+        else:
+            self._waiters = [waiters, future]
+        try:
+            await future
+        finally:
+            if not future.done() or future.cancelled():
+                self._forget(future)
+
+    def _forget(self, future: asyncio.Future[None]) -> None:
+        waiters = self._waiters
+        if waiters is future:
+            self._waiters = None
+        elif isinstance(waiters, list) and future in waiters:
+            waiters.remove(future)
 
     def close(self) -> None:
         """Mark closed and wake its waiters (they raise SipsClientClosedError)."""
@@ -116,9 +141,12 @@ class Entry:
 
     def wake(self) -> None:
         """Wake everyone waiting on this entry."""
-        event, self._event = self._event, None
-        if event is not None:
-            event.set()
+        waiters, self._waiters = self._waiters, None
+        if waiters is None:
+            return
+        for future in waiters if isinstance(waiters, list) else (waiters,):
+            if not future.done():
+                future.set_result(None)
 
     def add(self, updates: Sequence[OrderUpdate]) -> bool:
         """Append the updates not held yet, in order; ``True`` if any was new."""
@@ -335,12 +363,12 @@ class PendingOrder:
                 if final:
                     return
                 self._check_open(tracker, entry)
-                await entry.changed().wait()
+                await entry.next_change()
 
     def _watching(self, entry: Entry) -> contextlib.AbstractAsyncContextManager[None]:
         """Poll SRS about the order while a caller waits (with a PollConfig)."""
-        if self._poller is None:
-            return contextlib.nullcontext()
+        if self._poller is None or self._poller.config is None:
+            return _NOT_WATCHED
         return self._poller.watching(entry)
 
     def _check_open(self, tracker: Tracker, entry: Entry) -> None:
@@ -372,9 +400,7 @@ class PendingOrder:
                         if found is not None:
                             return found
                         self._check_open(tracker, entry)
-                        # Event.wait() gives each waiter its own future, so
-                        # cancelling one waiter never disturbs the others.
-                        await entry.changed().wait()
+                        await entry.next_change()
         except TimeoutError as exc:
             if isinstance(exc, SipsError):
                 raise
