@@ -113,6 +113,18 @@ class Entry:
         disturbs the others; one waiter's future is held as it is, several
         in a list (an ``asyncio.Event`` per order held a 760-byte deque).
         """
+        future = self.waiter()
+        try:
+            await future
+        finally:
+            self.forget(future)
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future set at the next change; :meth:`forget` it when done waiting.
+
+        (What :meth:`next_change` awaits: a hot wait awaits it directly,
+        one coroutine frame fewer per waiting task.)
+        """
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         waiters = self._waiters
         if waiters is None:
@@ -121,13 +133,12 @@ class Entry:
             waiters.append(future)
         else:
             self._waiters = [waiters, future]
-        try:
-            await future
-        finally:
-            if not future.done() or future.cancelled():
-                self._forget(future)
+        return future
 
-    def _forget(self, future: asyncio.Future[None]) -> None:
+    def forget(self, future: asyncio.Future[None]) -> None:
+        """Drop a waiter's future that was not woken (cancelled, timed out)."""
+        if future.done() and not future.cancelled():
+            return  # woken: wake() let go of it already
         waiters = self._waiters
         if waiters is future:
             self._waiters = None
@@ -400,7 +411,11 @@ class PendingOrder:
                         if found is not None:
                             return found
                         self._check_open(tracker, entry)
-                        await entry.next_change()
+                        future = entry.waiter()
+                        try:
+                            await future
+                        finally:
+                            entry.forget(future)
         except TimeoutError as exc:
             if isinstance(exc, SipsError):
                 raise
