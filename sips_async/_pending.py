@@ -2,8 +2,8 @@
 
 An :class:`Entry` is the in-process view of one order: the updates the store
 holds for it and the waiters woken when that changes. The tracker keeps at
-most one entry per order (strongly until the order is final, then weakly,
-while a :class:`PendingOrder` holds it) and feeds it from the store's change
+most one entry per order (while a :class:`PendingOrder` holds it: the
+handles are counted, no weak reference per order) and feeds it from the store's change
 notifications; :class:`PendingOrder` is the caller's handle on it.
 """
 
@@ -86,6 +86,7 @@ class Entry:
         "_seen",
         "_waiters",
         "closed",
+        "handles",
         "key",
         "loaded",
         "order_id",
@@ -105,6 +106,8 @@ class Entry:
         self._waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = None
         #: Set when the client that handed this order out was closed.
         self.closed = False
+        #: PendingOrders holding this entry (the tracker keeps it while > 0).
+        self.handles = 0
 
     async def next_change(self) -> None:
         """Return at the next change (:meth:`wake`, or :meth:`close`).
@@ -201,11 +204,6 @@ class Entry:
             self.order_id = next((u.order_id for u in history if u.order_id), None)
         self.loaded = True
 
-    @property
-    def is_final(self) -> bool:
-        """Whether an update held ended the order."""
-        return any(update.is_final for update in self.updates)
-
     def current(self) -> OrderUpdate | None:
         """The update with the latest ``eventDateTime`` (later arrival on ties).
 
@@ -265,6 +263,15 @@ class PendingOrder:
         self._tracker = tracker
         self._entry = entry
         self._poller = poller
+        if entry is not None:
+            entry.handles += 1
+
+    def __del__(self) -> None:
+        entry: Entry | None = getattr(self, "_entry", None)
+        if entry is not None:
+            entry.handles -= 1
+            if entry.handles <= 0 and self._tracker is not None:
+                self._tracker.release(entry)
 
     def __repr__(self) -> str:
         status = self.status

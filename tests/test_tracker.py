@@ -377,6 +377,39 @@ async def test_timed_out_waits_leave_no_waiter_behind() -> None:
     await tracker.close()
 
 
+async def test_the_tracker_holds_an_entry_while_a_handle_does() -> None:
+    import gc
+
+    from sips_async.webhooks._decode import decode_event
+
+    tracker = Tracker()
+    first = PendingOrder(
+        "txn-held", tracker=tracker, entry=await tracker.attach("txn-held")
+    )
+    second = await tracker.attach("txn-held")
+    assert second is first._entry  # one entry per order
+    again = PendingOrder("txn-held", tracker=tracker, entry=second)
+    del first
+    gc.collect()
+    # One handle left: updates still reach it, live.
+    await tracker.record(
+        decode_event(event_body(transaction_id="txn-held", event_id="a"))
+    )
+    assert [u.event_id for u in again.history] == ["a"]
+    assert "tracked=1" in repr(tracker)
+    del again, second
+    gc.collect()
+    assert "tracked=0" in repr(tracker)  # the last handle let it go
+    await tracker.record(
+        decode_event(event_body(transaction_id="txn-held", event_id="b"))
+    )
+    back = PendingOrder(
+        "txn-held", tracker=tracker, entry=await tracker.attach("txn-held")
+    )
+    assert [u.event_id for u in back.history] == ["a", "b"]  # the store kept both
+    await tracker.close()
+
+
 def _waiting(entry: Entry) -> int:
     """How many futures ``entry`` holds for waiters."""
     waiters = entry._waiters

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
@@ -20,7 +19,6 @@ from .._pending import Entry
 from ..errors import SipsClientClosedError, SipsStoreError
 from ..models import OrderUpdate
 from ..stores import EVERYTHING, Change, MemoryStore, OrderState, Store, TrackedOrder
-from ..stores._base import OUTSTANDING_STATES
 
 __all__ = ["Tracker", "UpdateCallback"]
 
@@ -43,7 +41,6 @@ class Tracker:
         "_callbacks",
         "_closed",
         "_entries",
-        "_finished",
         "_opening",
         "_rereads",
         "_tasks",
@@ -57,14 +54,10 @@ class Tracker:
     def __init__(self, store: Store | None = None, *, fed: bool = True) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.fed = fed
-        # Entries of orders not final yet, held strongly (as the store holds
-        # their rows): an update reaches ``pending.history`` whether or not
-        # anyone waits. A final order's entry is then held weakly, while a
-        # PendingOrder holds it, for the late updates SRS may still send.
+        # Entries held by a PendingOrder (or an enqueue in progress): the
+        # handles count them, and the last one to go releases its entry, so
+        # no weak registry slot is paid per order.
         self._entries: dict[str, Entry] = {}
-        self._finished: weakref.WeakValueDictionary[str, Entry] = (
-            weakref.WeakValueDictionary()
-        )
         self._callbacks: list[UpdateCallback] = []
         self._tasks: set[asyncio.Task[None]] = set()
         # key -> the re-read in flight after a merge; record() and settle()
@@ -78,7 +71,7 @@ class Tracker:
         self.duplicates = 0
 
     def __repr__(self) -> str:
-        tracked = len(self._entries) + len(self._finished)
+        tracked = len(self._entries)
         return (
             f"<Tracker tracked={tracked} received={self.received} "
             f"duplicates={self.duplicates}{' closed' if self._closed else ''}>"
@@ -113,25 +106,21 @@ class Tracker:
             raise SipsClientClosedError("the order tracker is closed")
         entry = self._entries.get(key)
         if entry is None:
-            entry = self._finished.get(key)
-            if entry is None:
-                entry = self._entries[key] = Entry(key)
+            entry = self._entries[key] = Entry(key)
         return entry
 
-    def _lookup(self, key: str) -> Entry | None:
-        entry = self._entries.get(key)
-        return entry if entry is not None else self._finished.get(key)
+    def release(self, entry: Entry) -> None:
+        """Forget ``entry`` unless a :class:`PendingOrder` still holds it.
 
-    def _retire(self, entry: Entry) -> None:
-        """Hold a finished order's entry weakly from now on."""
-        if self._entries.get(entry.key) is entry:
+        Called by the last handle to go, and by an enqueue that failed before
+        handing one out. Its order stays in the store; ``track()`` makes a
+        fresh entry from there.
+        """
+        if entry.handles <= 0 and self._entries.get(entry.key) is entry:
             del self._entries[entry.key]
-            self._finished[entry.key] = entry
 
     def _loaded(self, entry: Entry, history: list[OrderUpdate]) -> None:
         entry.load(history)
-        if entry.is_final:
-            self._retire(entry)
 
     async def expect(self, key: str, *, po_number: str | None = None) -> Entry:
         """Write an order to the store before its request leaves; its entry.
@@ -172,13 +161,9 @@ class Tracker:
             key, state, order_id=order_id, queue_id=queue_id, error=error
         )
         await self._reread_done(key)
-        entry = self._lookup(key)
-        if entry is not None:
-            if entry.order_id is None:
-                entry.order_id = order_id
-            if state not in OUTSTANDING_STATES:
-                # Never sent (or placed synchronously): nothing more will come.
-                self._retire(entry)
+        entry = self._entries.get(key)
+        if entry is not None and entry.order_id is None:
+            entry.order_id = order_id
 
     async def outstanding(self) -> AsyncIterator[TrackedOrder]:
         """The store's orders that are not final, oldest first."""
@@ -216,20 +201,16 @@ class Tracker:
 
     def _on_change(self, change: Change) -> None:
         if change.key == EVERYTHING:
-            for held in [*self._entries.values(), *self._finished.values()]:
+            for held in list(self._entries.values()):
                 self._reload(held)
             return
         entry = self._entries.get(change.key)
         if entry is None:
-            entry = self._finished.get(change.key)
-            if entry is None:
-                return
+            return
         if change.reload:
             self._reload(entry)
         elif entry.add(change.updates):
             entry.wake()
-            if any(update.is_final for update in change.updates):
-                self._retire(entry)
 
     def _reload(self, entry: Entry) -> None:
         task = asyncio.ensure_future(self._reread(entry))
@@ -284,7 +265,7 @@ class Tracker:
         if self._closed:
             return
         self._closed = True
-        for entry in [*self._entries.values(), *self._finished.values()]:
+        for entry in list(self._entries.values()):
             entry.close()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
