@@ -196,6 +196,9 @@ class Entry:
         Updates this entry heard of that the read did not see yet (they
         arrived while it was in flight) stay, after the history.
         """
+        if not history and not self.updates:  # a new order: nothing to merge
+            self.loaded = True
+            return
         held = self.updates
         self.updates, self._seen = (), None
         self.add(history)
