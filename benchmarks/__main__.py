@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from . import ingest, memory, redis_store, roundtrip, submit
+from . import ingest, memory, redis_store, roundtrip, scaling, submit
 from ._harness import Options
 from ._report import Outcome, write_json, write_markdown
 
@@ -20,6 +20,7 @@ BENCHMARKS: Final[dict[str, Callable[[Options], Outcome]]] = {
     "roundtrip": roundtrip.run,
     "memory": memory.run,
     "redis": redis_store.run,
+    "scaling": scaling.run,
 }
 
 

@@ -38,7 +38,7 @@ __all__ = [
 ROOT: Final = Path(__file__).resolve().parent.parent
 RESULTS: Final = ROOT / "benchmarks" / "results"
 MARKDOWN: Final = ROOT / "BENCHMARKS.md"
-ORDER: Final = ("submit", "ingest", "roundtrip", "memory", "redis")
+ORDER: Final = ("submit", "ingest", "roundtrip", "scaling", "memory", "redis")
 
 #: Per-trial figures summarized as medians.
 METRICS: Final = ("rate", "p50", "p99", "cpu_per_op", "gc_per_op")

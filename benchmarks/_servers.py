@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import itertools
+import time
 from typing import Any, Final
 
 import aiohttp
@@ -89,6 +90,8 @@ class SipsServer:
         self._tasks: set[asyncio.Task[None]] = set()
         self._ids = itertools.count(1)
         self._failed = 0
+        # With "hold": webhooks wait here until "release" (benchmarks.scaling).
+        self._held: list[tuple[str, bytes]] | None = None
 
     async def start(self) -> dict[str, Any]:
         app = web.Application()
@@ -104,6 +107,11 @@ class SipsServer:
         if name == "stats":
             failed, self._failed = self._failed, 0
             return {"failed_deliveries": failed}
+        if name == "hold":
+            self._held = []
+            return {}
+        if name == "release":
+            return await self._release()
         raise ValueError(f"unknown command {name!r}")
 
     async def close(self) -> None:
@@ -155,10 +163,31 @@ class SipsServer:
                 when=_WHEN,
                 po=(order.poDetails.poNumber if order.poDetails else None) or "",
             )
-            task = asyncio.create_task(self._deliver(self._callback, body))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            if self._held is not None:
+                self._held.append((self._callback, body))
+            else:
+                task = asyncio.create_task(self._deliver(self._callback, body))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         return web.Response(body=_encoder.encode(answer), content_type=_JSON)
+
+    async def _release(self) -> dict[str, Any]:
+        """Deliver every held webhook, 64 at a time; stop holding.
+
+        64: below a receiver's listen backlog (128), so a fresh receiver's
+        accept burst never drops a SYN (a 1 s retransmit that would swamp
+        the figures).
+        """
+        held, self._held = self._held or [], None
+        pending = iter(held)
+
+        async def sender() -> None:
+            for url, body in pending:
+                await self._deliver(url, body)
+
+        started = time.monotonic()
+        await asyncio.gather(*(sender() for _ in range(64)))
+        return {"started": started, "delivered": len(held)}
 
     async def _deliver(self, url: str, body: bytes) -> None:
         assert self._session is not None

@@ -162,15 +162,21 @@ class OrdersResource:
         key = order.transaction_id
         entry = await self._tracker.expect(key, po_number=_po(order))
         self._hand_out(entry)
-        resp = await self._send(
-            key, self._endpoints.enqueue, body, timeout or self._timeout
-        )
         try:
-            result = decode_submit_result(resp.body, sent_id=key)
-        except SipsError as exc:
-            await self._failed(key, exc)
+            resp = await self._send(
+                key, self._endpoints.enqueue, body, timeout or self._timeout
+            )
+            try:
+                result = decode_submit_result(resp.body, sent_id=key)
+            except SipsError as exc:
+                await self._failed(key, exc)
+                raise
+            await self._settle(key, OrderState.QUEUED, result)
+        except BaseException:
+            # No PendingOrder holds the entry: let the tracker forget it
+            # (the order itself stays in the store).
+            self._tracker.release(entry)
             raise
-        await self._settle(key, OrderState.QUEUED, result)
         return PendingOrder(
             key,
             result=result,

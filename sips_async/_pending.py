@@ -2,8 +2,8 @@
 
 An :class:`Entry` is the in-process view of one order: the updates the store
 holds for it and the waiters woken when that changes. The tracker keeps at
-most one entry per order (weakly: an entry lives while a
-:class:`PendingOrder` holds it) and feeds it from the store's change
+most one entry per order (while a :class:`PendingOrder` holds it: the
+handles are counted, no weak reference per order) and feeds it from the store's change
 notifications; :class:`PendingOrder` is the caller's handle on it.
 """
 
@@ -36,6 +36,9 @@ _NO_RECEIVER: Final = (
     "WebhookReceiver to SipsClient so SRS's updates can reach this order, or "
     "poll=PollConfig(...) to ask SRS instead"
 )
+
+#: The context of a wait without polling (stateless, so shared).
+_NOT_WATCHED: Final = contextlib.nullcontext()
 
 StatusOrPredicate = OrderStatus | str | Callable[[OrderUpdate], bool]
 
@@ -80,9 +83,10 @@ class Entry:
 
     __slots__ = (
         "__weakref__",
-        "_event",
         "_seen",
+        "_waiters",
         "closed",
+        "handles",
         "key",
         "loaded",
         "order_id",
@@ -98,16 +102,51 @@ class Entry:
         self._seen: set[str] | None = None  # replay keys of ``updates``
         #: Whether the store's history was read in (``False``: not yet).
         self.loaded = False
-        self._event: asyncio.Event | None = None
+        # Futures of the tasks awaiting the next change: one, or a list.
+        self._waiters: asyncio.Future[None] | list[asyncio.Future[None]] | None = None
         #: Set when the client that handed this order out was closed.
         self.closed = False
+        #: PendingOrders holding this entry (the tracker keeps it while > 0).
+        self.handles = 0
 
-    def changed(self) -> asyncio.Event:
-        """An event set at the next change (a fresh one per generation)."""
-        event = self._event
-        if event is None:
-            event = self._event = asyncio.Event()
-        return event
+    async def next_change(self) -> None:
+        """Return at the next change (:meth:`wake`, or :meth:`close`).
+
+        Each waiter gets its own future, so cancelling one waiter never
+        disturbs the others; one waiter's future is held as it is, several
+        in a list (an ``asyncio.Event`` per order held a 760-byte deque).
+        """
+        future = self.waiter()
+        try:
+            await future
+        finally:
+            self.forget(future)
+
+    def waiter(self) -> asyncio.Future[None]:
+        """A future set at the next change; :meth:`forget` it when done waiting.
+
+        (What :meth:`next_change` awaits: a hot wait awaits it directly,
+        one coroutine frame fewer per waiting task.)
+        """
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters
+        if waiters is None:
+            self._waiters = future
+        elif isinstance(waiters, list):
+            waiters.append(future)
+        else:
+            self._waiters = [waiters, future]
+        return future
+
+    def forget(self, future: asyncio.Future[None]) -> None:
+        """Drop a waiter's future that was not woken (cancelled, timed out)."""
+        if future.done() and not future.cancelled():
+            return  # woken: wake() let go of it already
+        waiters = self._waiters
+        if waiters is future:
+            self._waiters = None
+        elif isinstance(waiters, list) and future in waiters:
+            waiters.remove(future)
 
     def close(self) -> None:
         """Mark closed and wake its waiters (they raise SipsClientClosedError)."""
@@ -116,14 +155,25 @@ class Entry:
 
     def wake(self) -> None:
         """Wake everyone waiting on this entry."""
-        event, self._event = self._event, None
-        if event is not None:
-            event.set()
+        waiters, self._waiters = self._waiters, None
+        if waiters is None:
+            return
+        for future in waiters if isinstance(waiters, list) else (waiters,):
+            if not future.done():
+                future.set_result(None)
 
     def add(self, updates: Sequence[OrderUpdate]) -> bool:
         """Append the updates not held yet, in order; ``True`` if any was new."""
         if not updates:
             return False
+        if not self.updates and len(updates) == 1:
+            # The common case (an order's first update): nothing to compare
+            # with, so its replay key is left for a later add to work out.
+            self.updates = [updates[0]]
+            self._seen = None
+            if self.order_id is None:
+                self.order_id = updates[0].order_id
+            return True
         seen = self._seen
         if seen is None:
             seen = self._seen = {replay_key(u) for u in self.updates}
@@ -146,6 +196,9 @@ class Entry:
         Updates this entry heard of that the read did not see yet (they
         arrived while it was in flight) stay, after the history.
         """
+        if not history and not self.updates:  # a new order: nothing to merge
+            self.loaded = True
+            return
         held = self.updates
         self.updates, self._seen = (), None
         self.add(history)
@@ -213,6 +266,15 @@ class PendingOrder:
         self._tracker = tracker
         self._entry = entry
         self._poller = poller
+        if entry is not None:
+            entry.handles += 1
+
+    def __del__(self) -> None:
+        entry: Entry | None = getattr(self, "_entry", None)
+        if entry is not None:
+            entry.handles -= 1
+            if entry.handles <= 0 and self._tracker is not None:
+                self._tracker.release(entry)
 
     def __repr__(self) -> str:
         status = self.status
@@ -325,12 +387,12 @@ class PendingOrder:
                 if final:
                     return
                 self._check_open(tracker, entry)
-                await entry.changed().wait()
+                await entry.next_change()
 
     def _watching(self, entry: Entry) -> contextlib.AbstractAsyncContextManager[None]:
         """Poll SRS about the order while a caller waits (with a PollConfig)."""
-        if self._poller is None:
-            return contextlib.nullcontext()
+        if self._poller is None or self._poller.config is None:
+            return _NOT_WATCHED
         return self._poller.watching(entry)
 
     def _check_open(self, tracker: Tracker, entry: Entry) -> None:
@@ -362,9 +424,11 @@ class PendingOrder:
                         if found is not None:
                             return found
                         self._check_open(tracker, entry)
-                        # Event.wait() gives each waiter its own future, so
-                        # cancelling one waiter never disturbs the others.
-                        await entry.changed().wait()
+                        future = entry.waiter()
+                        try:
+                            await future
+                        finally:
+                            entry.forget(future)
         except TimeoutError as exc:
             if isinstance(exc, SipsError):
                 raise

@@ -320,7 +320,7 @@ class Poller:
 
     async def _quiet(self, entry: Entry, delay: float) -> None:
         """Return after ``delay`` seconds, or earlier when ``entry`` changes."""
-        changed = asyncio.ensure_future(entry.changed().wait())
+        changed = asyncio.ensure_future(entry.next_change())
         slept = asyncio.ensure_future(self.sleep(delay))
         try:
             await asyncio.wait({changed, slept}, return_when=asyncio.FIRST_COMPLETED)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import re
 import uuid
 from typing import Annotated, Any, Final
 
@@ -465,6 +466,8 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc
 
 
 _REJECTED_WORDS: Final[tuple[str, ...]] = ("reject", "declin", "fail", "error")
+# The same words in one pattern: ``rejected`` runs on every update received.
+_REJECTED: Final = re.compile("|".join(map(re.escape, _REJECTED_WORDS)))
 
 
 class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -510,8 +513,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         if self.error_code:
             return True
         if self.event_type == "OA" and self.event_status:
-            text = self.event_status.casefold()
-            return any(word in text for word in _REJECTED_WORDS)
+            return _REJECTED.search(self.event_status.casefold()) is not None
         return False
 
     @property

@@ -229,6 +229,9 @@ async def test_ambiguous_enqueue_failure_stays_outstanding() -> None:
                 await client.orders.enqueue(order)
             assert info.value.transaction_id == order.transaction_id
             assert info.value.maybe_placed is True
+            # No PendingOrder was handed out: the tracker forgot its entry,
+            # the store still has the order.
+            assert "tracked=0" in repr(client._tracker)
             listed = [p.transaction_id async for p in client.orders.outstanding()]
             assert listed == [order.transaction_id]
 

@@ -25,6 +25,7 @@ from sips_async import (
     SipsClientClosedError,
     WebhookConfig,
 )
+from sips_async._pending import Entry
 from sips_async.webhooks import Tracker
 
 from ._fake_sips import Reply, post
@@ -346,6 +347,75 @@ async def test_cancelling_one_waiter_leaves_the_others(
     async with asyncio.timeout(5):
         updates = await asyncio.gather(*kept)
     assert [u.raw for u in updates] == [body] * 3
+
+
+async def test_timed_out_waits_leave_no_waiter_behind() -> None:
+    # Each wait registers one future on the order's entry; a wait that times
+    # out (or is cancelled) takes its future back, so retried waits never
+    # pile up, and the one left waiting still wakes.
+    from sips_async.webhooks._decode import decode_event
+
+    tracker = Tracker()
+    entry = await tracker.attach("txn-retry")
+    pending = PendingOrder("txn-retry", tracker=tracker, entry=entry)
+    for _ in range(5):
+        with pytest.raises(OrderWaitTimeout):
+            await pending.wait(timeout=0)
+    assert _waiting(entry) == 0
+    kept = asyncio.create_task(pending.wait(timeout=5))
+    doomed = asyncio.create_task(pending.wait())
+    await settle()
+    assert _waiting(entry) == 2
+    doomed.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await doomed
+    assert _waiting(entry) == 1
+    await tracker.record(decode_event(event_body(transaction_id="txn-retry")))
+    async with asyncio.timeout(5):
+        assert (await kept).transaction_id == "txn-retry"
+    assert _waiting(entry) == 0
+    await tracker.close()
+
+
+async def test_the_tracker_holds_an_entry_while_a_handle_does() -> None:
+    import gc
+
+    from sips_async.webhooks._decode import decode_event
+
+    tracker = Tracker()
+    first = PendingOrder(
+        "txn-held", tracker=tracker, entry=await tracker.attach("txn-held")
+    )
+    second = await tracker.attach("txn-held")
+    assert second is first._entry  # one entry per order
+    again = PendingOrder("txn-held", tracker=tracker, entry=second)
+    del first
+    gc.collect()
+    # One handle left: updates still reach it, live.
+    await tracker.record(
+        decode_event(event_body(transaction_id="txn-held", event_id="a"))
+    )
+    assert [u.event_id for u in again.history] == ["a"]
+    assert "tracked=1" in repr(tracker)
+    del again, second
+    gc.collect()
+    assert "tracked=0" in repr(tracker)  # the last handle let it go
+    await tracker.record(
+        decode_event(event_body(transaction_id="txn-held", event_id="b"))
+    )
+    back = PendingOrder(
+        "txn-held", tracker=tracker, entry=await tracker.attach("txn-held")
+    )
+    assert [u.event_id for u in back.history] == ["a", "b"]  # the store kept both
+    await tracker.close()
+
+
+def _waiting(entry: Entry) -> int:
+    """How many futures ``entry`` holds for waiters."""
+    waiters = entry._waiters
+    if waiters is None:
+        return 0
+    return len(waiters) if isinstance(waiters, list) else 1
 
 
 async def test_many_waiters_on_one_order_all_wake(

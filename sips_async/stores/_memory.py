@@ -8,13 +8,14 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Final
 
-from msgspec.structs import replace
+import msgspec
 
 from ..models import OrderUpdate
 from ._base import (
     DEFAULT_MAX_UNKNOWN,
     DEFAULT_MAX_UPDATES,
     DEFAULT_RETENTION,
+    OUTSTANDING_STATES,
     Change,
     Listeners,
     OrderState,
@@ -30,17 +31,55 @@ __all__ = ["MemoryStore"]
 _EMPTY: Final[tuple[OrderUpdate, ...]] = ()
 
 
-class _Order:
-    """One key's row (``None`` for an order the store never saw) and history."""
+class _Order(msgspec.Struct, gc=False):
+    """One key's row and history, compact: a :class:`TrackedOrder` is built
+    only when asked for (``get``, ``outstanding``).
 
-    __slots__ = ("aliases", "replays", "row", "updates")
+    ``state`` is ``None`` for a key the store never saw as an order (updates
+    only). Times are seconds since the epoch. ``aliases`` is the SRS id
+    linked to this key, or a tuple of them when SRS used several (most
+    orders have one id, ``orderID`` == ``queueID``). (``gc=False``: it holds
+    strings, floats and lists of :class:`OrderUpdate`, which never refer
+    back, so it can never be part of a reference cycle.)
+    """
 
-    def __init__(self, row: TrackedOrder | None) -> None:
-        self.row = row
-        # Created on the first update: most pending orders have none yet.
-        self.updates: list[OrderUpdate] | None = None
-        self.replays: set[str] | None = None
-        self.aliases: tuple[str, ...] = ()
+    state: OrderState | None = None
+    created: float = 0.0
+    po_number: str | None = None
+    order_id: str | None = None
+    queue_id: str | None = None
+    error: str | None = None
+    final_at: float | None = None
+    # Created on the first update: most pending orders have none yet.
+    updates: list[OrderUpdate] | None = None
+    replays: set[str] | None = None
+    aliases: str | tuple[str, ...] | None = None
+
+    def row(self, transaction_id: str) -> TrackedOrder:
+        assert self.state is not None
+        return TrackedOrder(
+            transaction_id=transaction_id,
+            state=self.state,
+            created_at=_utc(self.created),
+            po_number=self.po_number,
+            order_id=self.order_id,
+            queue_id=self.queue_id,
+            error=self.error,
+            final_at=None if self.final_at is None else _utc(self.final_at),
+        )
+
+    def linked(self) -> tuple[str, ...]:
+        aliases = self.aliases
+        if aliases is None:
+            return ()
+        return (aliases,) if isinstance(aliases, str) else aliases
+
+    def link(self, srs_id: str) -> None:
+        aliases = self.aliases
+        if aliases is None:
+            self.aliases = srs_id
+        else:
+            self.aliases = (*self.linked(), srs_id)
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -107,23 +146,23 @@ class MemoryStore(Listeners):
         self._expire()
         order = self._orders.get(transaction_id)
         if order is None:
-            order = self._orders[transaction_id] = _Order(None)
-        old = order.row
-        if old is None:
-            self._unknown.pop(transaction_id, None)
-            order.row = TrackedOrder(
-                transaction_id=transaction_id,
-                state=state,
-                created_at=_utc(self._clock()),
-                po_number=po_number,
+            order = self._orders[transaction_id] = _Order(
+                state, self._clock(), po_number
             )
+        elif order.state is None:
+            self._unknown.pop(transaction_id, None)
+            order.state = state
+            order.created = self._clock()
+            order.po_number = po_number
         else:
-            order.row = replace(old, state=state, po_number=po_number or old.po_number)
-        return list(order.updates or _EMPTY)
+            order.state = state
+            order.po_number = po_number or order.po_number
+        updates = order.updates
+        return list(updates) if updates else []
 
     async def adopt(self, transaction_id: str) -> list[OrderUpdate]:
         order = self._orders.get(transaction_id)
-        if order is not None and order.row is not None:
+        if order is not None and order.state is not None:
             return list(order.updates or _EMPTY)
         return await self.begin(transaction_id, state=OrderState.TRACKED)
 
@@ -137,18 +176,13 @@ class MemoryStore(Listeners):
         error: str | None = None,
     ) -> None:
         order = self._orders.get(transaction_id)
-        if order is None or order.row is None:
+        if order is None or order.state is None:
             await self.begin(transaction_id, state=state)
             order = self._orders[transaction_id]
-        assert order.row is not None
-        row = order.row
-        order.row = replace(
-            row,
-            state=state,
-            order_id=row.order_id or order_id,
-            queue_id=queue_id or row.queue_id,
-            error=error,
-        )
+        order.state = state
+        order.order_id = order.order_id or order_id
+        order.queue_id = queue_id or order.queue_id
+        order.error = error
         merged = False
         for srs_id in (order_id, queue_id):
             if srs_id:
@@ -158,13 +192,21 @@ class MemoryStore(Listeners):
 
     async def get(self, transaction_id: str) -> TrackedOrder | None:
         order = self._orders.get(transaction_id)
-        return order.row if order is not None else None
+        if order is None or order.state is None:
+            return None
+        return order.row(transaction_id)
 
     async def outstanding(self) -> AsyncIterator[TrackedOrder]:
-        rows = [o.row for o in self._orders.values() if o.row and o.row.outstanding]
-        rows.sort(key=lambda row: row.created_at)
-        for row in rows:
-            yield row
+        keys = [
+            (order.created, key)
+            for key, order in self._orders.items()
+            if order.final_at is None and order.state in OUTSTANDING_STATES
+        ]
+        keys.sort(key=_first)
+        for _, key in keys:
+            order = self._orders.get(key)
+            if order is not None and order.state is not None:
+                yield order.row(key)
 
     # -- updates ---------------------------------------------------------------
 
@@ -175,7 +217,7 @@ class MemoryStore(Listeners):
         key = order_key(update, alias)
         order = self._orders.get(key)
         if order is None:
-            order = self._orders[key] = _Order(None)
+            order = self._orders[key] = _Order()
             self._remember_unknown(key)
         marker = replay_key(update)
         if order.replays is None or order.updates is None:
@@ -194,14 +236,13 @@ class MemoryStore(Listeners):
         else:
             order.replays.add(marker)
             order.updates.append(update)
-        if update.is_final and order.row is not None and order.row.final_at is None:
-            now = self._clock()
-            order.row = replace(order.row, final_at=_utc(now))
+        if update.is_final and order.state is not None and order.final_at is None:
+            now = order.final_at = self._clock()
             self._finished.append((now, key))
         merged = False
         if update.transaction_id is not None and update.order_id is not None:
-            if order.row is not None and order.row.order_id != update.order_id:
-                order.row = replace(order.row, order_id=update.order_id)
+            if order.state is not None:
+                order.order_id = update.order_id
             merged = self._link(key, order, update.order_id)
         self.notify(Change(key, (update,), reload=merged))
         self._expire()
@@ -218,7 +259,7 @@ class MemoryStore(Listeners):
         if self._aliases.get(srs_id) == key:
             return False
         self._aliases[srs_id] = key
-        order.aliases = (*order.aliases, srs_id)
+        order.link(srs_id)
         orphan_key = f"order:{srs_id}"
         orphan = self._orders.pop(orphan_key, None)
         if orphan is None:
@@ -267,9 +308,13 @@ class MemoryStore(Listeners):
         order = self._orders.pop(key, None)
         if order is None:
             return
-        for srs_id in order.aliases:
+        for srs_id in order.linked():
             if self._aliases.get(srs_id) == key:
                 del self._aliases[srs_id]
+
+
+def _first(item: tuple[float, str]) -> float:
+    return item[0]
 
 
 def _arrival(update: OrderUpdate) -> dt.datetime:

@@ -25,6 +25,8 @@ class EventDecodeError(ValueError):
 
 
 def _text(value: object) -> str | None:
+    if type(value) is str:  # the usual case, first
+        return value.strip() or None
     if value is None or isinstance(value, bool):
         return None
     text = str(value).strip()

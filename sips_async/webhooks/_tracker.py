@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Final
 
@@ -55,9 +54,10 @@ class Tracker:
     def __init__(self, store: Store | None = None, *, fed: bool = True) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.fed = fed
-        self._entries: weakref.WeakValueDictionary[str, Entry] = (
-            weakref.WeakValueDictionary()
-        )
+        # Entries held by a PendingOrder (or an enqueue in progress): the
+        # handles count them, and the last one to go releases its entry, so
+        # no weak registry slot is paid per order.
+        self._entries: dict[str, Entry] = {}
         self._callbacks: list[UpdateCallback] = []
         self._tasks: set[asyncio.Task[None]] = set()
         # key -> the re-read in flight after a merge; record() and settle()
@@ -71,8 +71,9 @@ class Tracker:
         self.duplicates = 0
 
     def __repr__(self) -> str:
+        tracked = len(self._entries)
         return (
-            f"<Tracker tracked={len(self._entries)} received={self.received} "
+            f"<Tracker tracked={tracked} received={self.received} "
             f"duplicates={self.duplicates}{' closed' if self._closed else ''}>"
         )
 
@@ -108,6 +109,19 @@ class Tracker:
             entry = self._entries[key] = Entry(key)
         return entry
 
+    def release(self, entry: Entry) -> None:
+        """Forget ``entry`` unless a :class:`PendingOrder` still holds it.
+
+        Called by the last handle to go, and by an enqueue that failed before
+        handing one out. Its order stays in the store; ``track()`` makes a
+        fresh entry from there.
+        """
+        if entry.handles <= 0 and self._entries.get(entry.key) is entry:
+            del self._entries[entry.key]
+
+    def _loaded(self, entry: Entry, history: list[OrderUpdate]) -> None:
+        entry.load(history)
+
     async def expect(self, key: str, *, po_number: str | None = None) -> Entry:
         """Write an order to the store before its request leaves; its entry.
 
@@ -116,21 +130,21 @@ class Tracker:
         """
         await self.open()
         entry = self.entry(key)
-        entry.load(await self.store.begin(key, po_number=po_number))
+        self._loaded(entry, await self.store.begin(key, po_number=po_number))
         return entry
 
     async def attach(self, key: str) -> Entry:
         """Follow order ``key`` (``track()``): its entry, history loaded."""
         await self.open()
         entry = self.entry(key)
-        entry.load(await self.store.adopt(key))
+        self._loaded(entry, await self.store.adopt(key))
         return entry
 
     async def load(self, entry: Entry) -> None:
         """Read ``entry``'s history from the store if that was not done yet."""
         if not entry.loaded:
             await self.open()
-            entry.load(await self.store.history(entry.key))
+            self._loaded(entry, await self.store.history(entry.key))
 
     async def settle(
         self,
@@ -217,7 +231,7 @@ class Tracker:
 
     async def _reread(self, entry: Entry) -> None:
         try:
-            entry.load(await self.store.history(entry.key))
+            self._loaded(entry, await self.store.history(entry.key))
         except SipsStoreError as exc:
             # Waiters keep waiting; the store says when it is back.
             logger.warning("could not re-read order %s: %s", entry.key, exc)
