@@ -95,3 +95,23 @@ async def test_a_finished_order_is_dropped_exactly_at_its_retention(
     assert caplog.messages == [
         "dropped finished order tx-1 (kept 10 s after its final update)"
     ]
+
+
+async def test_a_failing_change_listener_is_logged_and_the_rest_still_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore()
+    told: list[str] = []
+
+    def broken(change: object) -> None:
+        raise RuntimeError("listener boom")
+
+    store.subscribe(broken)
+    store.subscribe(lambda change: told.append(change.key))
+    with caplog.at_level(logging.ERROR, logger="sips_async"):
+        await store.record(update("a"))
+    assert told == ["tx-1"]
+    [record] = caplog.records
+    assert record.getMessage() == f"store change listener {broken!r} failed"
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "listener boom"

@@ -496,3 +496,11 @@ async def test_a_merged_orphan_delivered_again_is_a_replay(backend: Backend) -> 
         again = await store.record(orphan)
         assert (again.key, again.new) == ("tx-8", False)
         assert ids(await store.history("tx-8")) == ["o"]
+
+
+async def test_the_same_event_at_another_time_is_not_a_replay(backend: Backend) -> None:
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        assert (await store.record(update(event_id="same", minute=1))).new
+        assert (await store.record(update(event_id="same", minute=2))).new
+        assert ids(await store.history("tx-1")) == ["same", "same"]
