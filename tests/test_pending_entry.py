@@ -137,3 +137,10 @@ async def test_a_waiter_woken_by_close_is_told_which_order() -> None:
     with pytest.raises(SipsClientClosedError) as caught:
         await waiting
     assert str(caught.value) == "the client was closed while order T-1 was awaited"
+
+
+async def test_wait_returns_a_final_update_when_the_acknowledgement_was_lost() -> None:
+    tracker, pending = await pending_with(update("1", status="Delivered"))
+    got = await pending.wait(timeout=30)
+    assert got.event_id == "1"
+    await tracker.close()
