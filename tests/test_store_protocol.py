@@ -440,3 +440,67 @@ async def test_concurrent_records_are_all_kept_once(backend: Backend) -> None:
 def test_every_backend_is_a_store(tmp_path: Path) -> None:
     for make in BACKENDS.values():
         assert isinstance(make(tmp_path).make(), Store)
+
+
+# -- pinned by mutation testing ----------------------------------------------------
+
+
+async def test_begin_again_takes_a_new_po_number(backend: Backend) -> None:
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        await store.begin("tx-1", po_number="PO-2")
+        row = await store.get("tx-1")
+        assert row is not None
+        assert row.po_number == "PO-2"
+        await store.begin("tx-1")  # no new number keeps the old one
+        row = await store.get("tx-1")
+        assert row is not None
+        assert row.po_number == "PO-2"
+
+
+async def test_settle_of_an_order_never_begun_writes_it(backend: Backend) -> None:
+    async with opened(backend) as store:
+        await store.settle("tx-new", OrderState.QUEUED, order_id="SRS-N")
+        row = await store.get("tx-new")
+        assert row is not None
+        assert (row.state, row.order_id) == (OrderState.QUEUED, "SRS-N")
+
+
+async def test_settle_of_an_order_known_only_by_updates_keeps_them(
+    backend: Backend,
+) -> None:
+    async with opened(backend) as store:
+        await store.record(update(tx="tx-u", event_id="first"))
+        await store.settle("tx-u", OrderState.UNCERTAIN, error="timed out")
+        row = await store.get("tx-u")
+        assert row is not None
+        assert (row.state, row.error) == (OrderState.UNCERTAIN, "timed out")
+        assert ids(await store.history("tx-u")) == ["first"]
+
+
+async def test_a_first_link_with_no_orphans_tells_nobody(backend: Backend) -> None:
+    changes: list[Change] = []
+    async with opened(backend) as store:
+        await store.begin("tx-7")
+        store.subscribe(changes.append)
+        await store.settle("tx-7", OrderState.QUEUED, order_id="SRS-7")
+        assert changes == []
+
+
+async def test_a_merged_orphan_delivered_again_is_a_replay(backend: Backend) -> None:
+    orphan = update(tx=None, order_id="SRS-8", event_id="o")
+    async with opened(backend) as store:
+        await store.record(orphan)
+        await store.begin("tx-8")
+        await store.settle("tx-8", OrderState.QUEUED, order_id="SRS-8")
+        again = await store.record(orphan)
+        assert (again.key, again.new) == ("tx-8", False)
+        assert ids(await store.history("tx-8")) == ["o"]
+
+
+async def test_the_same_event_at_another_time_is_not_a_replay(backend: Backend) -> None:
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        assert (await store.record(update(event_id="same", minute=1))).new
+        assert (await store.record(update(event_id="same", minute=2))).new
+        assert ids(await store.history("tx-1")) == ["same", "same"]

@@ -1,0 +1,93 @@
+"""The decode stage alone: one body in, one OrderUpdate (or a clear 400 reason) out.
+
+The receiver answers a body that is not an SRS event with 400 and the reason
+raised here, so each reason is pinned: it is what a sender sees.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from sips_async.webhooks._decode import EventDecodeError, decode_event, parse_event_time
+
+from .factories import event_body
+
+
+def test_every_reference_field_is_carried() -> None:
+    update = decode_event(event_body(transaction_id="T-1", order_id="881", po="PO-9"))
+    assert (update.transaction_id, update.order_id, update.po_number) == (
+        "T-1",
+        "881",
+        "PO-9",
+    )
+
+
+def test_received_at_defaults_to_now_in_utc() -> None:
+    before = dt.datetime.now(dt.UTC)
+    update = decode_event(event_body(transaction_id="T-1"))
+    after = dt.datetime.now(dt.UTC)
+    assert update.received_at.tzinfo is dt.UTC
+    assert before <= update.received_at <= after
+
+
+def test_received_at_given_is_kept() -> None:
+    when = dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC)
+    assert (
+        decode_event(event_body(transaction_id="T-1"), received_at=when).received_at
+        == when
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-05-20T14:03:11Z", dt.datetime(2026, 5, 20, 14, 3, 11, tzinfo=dt.UTC)),
+        (" 2026-05-20T14:03:11Z ", dt.datetime(2026, 5, 20, 14, 3, 11, tzinfo=dt.UTC)),
+        # Naive values are taken as UTC.
+        ("2026-05-20T14:03:11", dt.datetime(2026, 5, 20, 14, 3, 11, tzinfo=dt.UTC)),
+        # An offset is kept as given, not relabelled as UTC.
+        (
+            "2026-05-20T14:03:11+02:00",
+            dt.datetime(2026, 5, 20, 12, 3, 11, tzinfo=dt.UTC),
+        ),
+    ],
+)
+def test_event_time_is_an_aware_instant(text: str, expected: dt.datetime) -> None:
+    when = parse_event_time(text)
+    assert when is not None
+    assert when.tzinfo is not None
+    assert when == expected
+
+
+def test_an_offset_survives_in_the_value() -> None:
+    when = parse_event_time("2026-05-20T14:03:11+02:00")
+    assert when is not None
+    assert when.utcoffset() == dt.timedelta(hours=2)
+
+
+@pytest.mark.parametrize("text", [None, "", "yesterday", "2026-13-45T99:00:00"])
+def test_unreadable_event_time_is_none(text: str | None) -> None:
+    assert parse_event_time(text) is None
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"{not json", "body is not valid JSON"),
+        (b'{"eventType": 5, "eventId": "1"}', "not an SRS event: "),
+        (
+            b'{"x": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+            "body is nested too deeply",
+        ),
+        (b'{"eventType": "OA"}', "eventType and eventId are required"),
+        (b'{"eventType": "  ", "eventId": "1"}', "eventType and eventId are required"),
+    ],
+)
+def test_a_body_that_is_not_an_event_has_a_clear_reason(
+    body: bytes, reason: str
+) -> None:
+    with pytest.raises(EventDecodeError) as caught:
+        decode_event(body)
+    assert str(caught.value).startswith(reason)

@@ -1,0 +1,117 @@
+"""MemoryStore's own bounds: the per-order update cap, unknown orders, retention.
+
+The protocol suite (tests/test_store_protocol.py) covers what every store
+shares; these pin what only the bounds of the in-memory store say and log.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+
+import pytest
+
+from sips_async import OrderStatus, OrderUpdate
+from sips_async.stores import MemoryStore
+
+UTC = dt.UTC
+
+
+class Clock:
+    def __init__(self, now: float = 1_800_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def update(
+    event_id: str, *, tx: str | None = "tx-1", order_id: str | None = None, **extra: str
+) -> OrderUpdate:
+    return OrderUpdate(
+        event_id=event_id,
+        event_type=extra.get("event_type", "OU"),
+        event_status=extra.get("status", "Processed"),
+        status=OrderStatus.parse(extra.get("status", "Processed")),
+        transaction_id=tx,
+        order_id=order_id,
+        occurred_at=dt.datetime(2026, 5, 20, 14, 0, tzinfo=UTC),
+    )
+
+
+async def test_an_update_past_the_cap_is_refused_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore(max_updates=2)
+    await store.begin("tx-1")
+    await store.record(update("a"))
+    await store.record(update("b"))
+    with caplog.at_level(logging.WARNING, logger="sips_async"):
+        refused = await store.record(update("c"))
+    assert (refused.key, refused.new) == ("tx-1", False)
+    assert [u.event_id for u in await store.history("tx-1")] == ["a", "b"]
+    assert caplog.messages == [
+        "dropped update c of order tx-1: it has 2 updates already"
+    ]
+
+
+async def test_the_oldest_unknown_order_is_dropped_and_logged(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore(max_unknown=1)
+    await store.record(update("a", tx=None, order_id="A"))
+    with caplog.at_level(logging.WARNING, logger="sips_async"):
+        await store.record(update("b", tx=None, order_id="B"))
+    assert await store.history("order:A") == []
+    assert [u.event_id for u in await store.history("order:B")] == ["b"]
+    assert caplog.messages == [
+        "dropped updates of unknown order order:A (more than 1 unknown orders)"
+    ]
+
+
+async def test_a_linked_orphan_is_no_longer_unknown() -> None:
+    store = MemoryStore()
+    await store.record(update("a", tx=None, order_id="A"))
+    assert repr(store) == "<MemoryStore orders=1 unknown=1>"
+    await store.begin("tx-1")
+    await store.record(update("b", tx="tx-1", order_id="A"))
+    assert repr(store) == "<MemoryStore orders=1 unknown=0>"
+
+
+async def test_a_finished_order_is_dropped_exactly_at_its_retention(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    clock = Clock()
+    store = MemoryStore(retention=10, clock=clock)
+    await store.begin("tx-1")
+    await store.record(update("done", status="Delivered"))
+    clock.now += 9.5
+    await store.begin("tx-2")
+    assert await store.get("tx-1") is not None
+    clock.now += 0.5  # exactly 10 s after the final update
+    with caplog.at_level(logging.WARNING, logger="sips_async"):
+        await store.begin("tx-3")
+    assert await store.get("tx-1") is None
+    assert caplog.messages == [
+        "dropped finished order tx-1 (kept 10 s after its final update)"
+    ]
+
+
+async def test_a_failing_change_listener_is_logged_and_the_rest_still_told(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = MemoryStore()
+    told: list[str] = []
+
+    def broken(change: object) -> None:
+        raise RuntimeError("listener boom")
+
+    store.subscribe(broken)
+    store.subscribe(lambda change: told.append(change.key))
+    with caplog.at_level(logging.ERROR, logger="sips_async"):
+        await store.record(update("a"))
+    assert told == ["tx-1"]
+    [record] = caplog.records
+    assert record.getMessage() == f"store change listener {broken!r} failed"
+    assert record.exc_info is not None
+    assert str(record.exc_info[1]) == "listener boom"

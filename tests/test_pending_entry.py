@@ -1,0 +1,146 @@
+"""An order's entry and PendingOrder's waits, driven through a real Tracker.
+
+Pins what the broader suites leave open: which update counts as current
+(untimed ones, ties, naive times against a poll's), what ``add``/``load``
+report and keep, and the outcomes ``wait()``/``wait_for()`` pick.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from sips_async import (
+    OrderRejectedError,
+    OrderStatus,
+    OrderUpdate,
+    PendingOrder,
+    SipsClientClosedError,
+)
+from sips_async._pending import Entry
+from sips_async.webhooks import Tracker
+
+UTC = dt.UTC
+NOON = dt.datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
+
+
+def update(
+    event_id: str,
+    *,
+    event_type: str = "OU",
+    status: str | None = "Processed",
+    at: dt.datetime | None = NOON,
+    order_id: str | None = None,
+    **extra: object,
+) -> OrderUpdate:
+    return OrderUpdate(
+        event_id=event_id,
+        event_type=event_type,
+        event_status=status,
+        status=OrderStatus.parse(status),
+        transaction_id="T-1",
+        order_id=order_id,
+        occurred_at=at,
+        **extra,  # type: ignore[arg-type]  # checked by msgspec
+    )
+
+
+def test_a_new_entry_is_open_and_not_loaded() -> None:
+    entry = Entry("T-1")
+    assert (entry.key, entry.loaded, entry.closed, entry.order_id) == (
+        "T-1",
+        False,
+        False,
+        None,
+    )
+    assert entry.current() is None
+
+
+def test_add_reports_whether_anything_was_new() -> None:
+    entry = Entry("T-1")
+    assert entry.add([]) is False
+    assert entry.add([update("1")]) is True
+    assert entry.add([update("1")]) is False
+    assert [u.event_id for u in entry.updates] == ["1"]
+
+
+def test_load_keeps_what_arrived_during_the_read() -> None:
+    entry = Entry("T-1")
+    entry.add([update("late")])
+    entry.load([update("early")])  # the read began before "late" was stored
+    assert [u.event_id for u in entry.updates] == ["early", "late"]
+    assert entry.loaded is True
+
+
+def test_load_keeps_an_order_id_already_known() -> None:
+    entry = Entry("T-1")
+    entry.add([update("1", order_id="881")])
+    entry.load([])
+    assert entry.order_id == "881"
+
+
+def test_an_untimed_update_is_current_while_nothing_timed_was_seen() -> None:
+    entry = Entry("T-1")
+    entry.add([update("1", at=None)])
+    current = entry.current()
+    assert current is not None
+    assert current.event_id == "1"
+
+
+def test_on_a_tie_the_later_arrival_is_current() -> None:
+    entry = Entry("T-1")
+    entry.add([update("1", status="Processed"), update("2", status="Shipment Created")])
+    current = entry.current()
+    assert current is not None
+    assert current.event_id == "2"
+
+
+def test_a_naive_time_is_utc_against_a_polls_received_at() -> None:
+    entry = Entry("T-1")
+    polled = update("p", at=None, source="poll", received_at=NOON)
+    later_naive = update("w", at=dt.datetime(2026, 5, 20, 13, 0))
+    entry.add([polled, later_naive])
+    current = entry.current()
+    assert current is not None
+    assert current.event_id == "w"
+
+
+async def pending_with(*updates: OrderUpdate) -> tuple[Tracker, PendingOrder]:
+    tracker = Tracker()
+    entry = await tracker.expect("T-1")
+    for u in updates:
+        await tracker.record(u)
+    return tracker, PendingOrder("T-1", tracker=tracker, entry=entry)
+
+
+async def test_wait_raises_on_an_error_code_that_is_not_final() -> None:
+    tracker, pending = await pending_with(update("1", error_code="E42"))
+    with pytest.raises(OrderRejectedError) as caught:
+        await pending.wait(timeout=30)
+    assert caught.value.update.error_code == "E42"
+    await tracker.close()
+
+
+async def test_wait_for_a_status_matches_its_text_spacing_aside() -> None:
+    tracker, pending = await pending_with(update("1", status="In  Review/Invoice Dept"))
+    got = await pending.wait_for(OrderStatus.IN_REVIEW, timeout=30)
+    assert got.event_id == "1"
+    await tracker.close()
+
+
+async def test_a_waiter_woken_by_close_is_told_which_order() -> None:
+    tracker, pending = await pending_with()
+    waiting = asyncio.ensure_future(pending.wait(timeout=30))
+    await tracker.close()  # before or after the waiter blocks: the same answer
+    with pytest.raises(SipsClientClosedError) as caught:
+        await waiting
+    assert str(caught.value) == "the client was closed while order T-1 was awaited"
+
+
+async def test_wait_returns_a_final_update_when_the_acknowledgement_was_lost() -> None:
+    tracker, pending = await pending_with(update("1", status="Delivered"))
+    got = await pending.wait(timeout=30)
+    assert got.event_id == "1"
+    await tracker.close()
