@@ -254,7 +254,7 @@ async def test_a_failed_reread_is_logged_and_waiters_keep_waiting(
     tracker = Tracker(store)
     entry = await tracker.expect("T-1")
     await tracker.record(update())
-    changed = entry.changed()
+    changed = entry.waiter()  # what a waiting caller awaits
     store.fail = True
     with caplog.at_level(logging.WARNING, logger="sips_async"):
         store.notify(Change("T-1", reload=True))
@@ -263,6 +263,7 @@ async def test_a_failed_reread_is_logged_and_waiters_keep_waiting(
         # record() waits for the re-read in flight for its order.
         assert not await tracker.record(update())
     assert "could not re-read order T-1: disk on fire" in caplog.messages
-    assert not changed.is_set()
+    assert not changed.done()  # nobody woken by a re-read that failed
+    entry.forget(changed)
     assert [u.event_id for u in entry.updates] == ["1"]
     await tracker.close()
