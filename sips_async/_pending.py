@@ -98,7 +98,7 @@ class Entry:
         self.order_id: str | None = None
         # A shared empty tuple until the first update: most pending orders
         # have none, and an empty list per order costs 56 bytes.
-        self.updates: list[OrderUpdate] | tuple[OrderUpdate, ...] = ()
+        self.updates: tuple[OrderUpdate, ...] = ()
         self._seen: set[str] | None = None  # replay keys of ``updates``
         #: Whether the store's history was read in (``False``: not yet).
         self.loaded = False
@@ -169,7 +169,7 @@ class Entry:
         if not self.updates and len(updates) == 1:
             # The common case (an order's first update): nothing to compare
             # with, so its replay key is left for a later add to work out.
-            self.updates = [updates[0]]
+            self.updates = (updates[0],)
             self._seen = None
             if self.order_id is None:
                 self.order_id = updates[0].order_id
@@ -187,7 +187,8 @@ class Entry:
                     self.order_id = update.order_id
         if not fresh:
             return False
-        self.updates = [*self.updates, *fresh] if self.updates else fresh
+        # A tuple: it leaves the garbage collector's lists (see MemoryStore).
+        self.updates = (*self.updates, *fresh)
         return True
 
     def load(self, history: Sequence[OrderUpdate]) -> None:

@@ -287,13 +287,16 @@ class OrderStatus(enum.StrEnum):
         """Map status text to a member, case and spacing aside; else keep it."""
         if text is None:
             return None
-        member = _STATUS_LOOKUP.get(" ".join(text.split()).casefold())
+        member = _STATUS_EXACT.get(text)  # SRS's own spelling: no folding
+        if member is None:
+            member = _STATUS_LOOKUP.get(" ".join(text.split()).casefold())
         return member if member is not None else text
 
 
 _STATUS_LOOKUP: Final[dict[str, OrderStatus]] = {
     s.value.casefold(): s for s in OrderStatus
 }
+_STATUS_EXACT: Final[dict[str, OrderStatus]] = {s.value: s for s in OrderStatus}
 
 #: Statuses after which SRS sends nothing more that changes the order's fate.
 FINAL_STATUSES: Final[frozenset[OrderStatus]] = frozenset(
@@ -468,6 +471,20 @@ class WebhookEvent(msgspec.Struct, frozen=True, kw_only=True, rename="camel", gc
 _REJECTED_WORDS: Final[tuple[str, ...]] = ("reject", "declin", "fail", "error")
 # The same words in one pattern: ``rejected`` runs on every update received.
 _REJECTED: Final = re.compile("|".join(map(re.escape, _REJECTED_WORDS)))
+#: Status texts already judged (SRS uses a handful): ``rejected`` runs
+#: several times per update received. Bounded: cleared when it fills.
+_JUDGED: Final[dict[str, bool]] = {}
+_JUDGED_MAX: Final = 256
+
+
+def _rejects(status: str) -> bool:
+    verdict = _JUDGED.get(status)
+    if verdict is None:
+        verdict = _REJECTED.search(status.casefold()) is not None
+        if len(_JUDGED) >= _JUDGED_MAX:
+            _JUDGED.clear()
+        _JUDGED[status] = verdict
+    return verdict
 
 
 class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -513,7 +530,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         if self.error_code:
             return True
         if self.event_type == "OA" and self.event_status:
-            return _REJECTED.search(self.event_status.casefold()) is not None
+            return _rejects(self.event_status)
         return False
 
     @property

@@ -39,8 +39,13 @@ class _Order(msgspec.Struct, gc=False):
     only). Times are seconds since the epoch. ``aliases`` is the SRS id
     linked to this key, or a tuple of them when SRS used several (most
     orders have one id, ``orderID`` == ``queueID``). (``gc=False``: it holds
-    strings, floats and lists of :class:`OrderUpdate`, which never refer
-    back, so it can never be part of a reference cycle.)
+    strings, floats and tuples of :class:`OrderUpdate` and of strings, which
+    never refer back, so it can never be part of a reference cycle.)
+
+    ``updates`` and ``replays`` are tuples, not a list and a set: histories
+    are short, and a tuple of untracked objects leaves the garbage
+    collector's lists, where a list or set per order received would be
+    scanned by every full collection for as long as the order is kept.
     """
 
     state: OrderState | None = None
@@ -51,8 +56,8 @@ class _Order(msgspec.Struct, gc=False):
     error: str | None = None
     final_at: float | None = None
     # Created on the first update: most pending orders have none yet.
-    updates: list[OrderUpdate] | None = None
-    replays: set[str] | None = None
+    updates: tuple[OrderUpdate, ...] | None = None
+    replays: tuple[str, ...] | None = None
     aliases: str | tuple[str, ...] | None = None
 
     def row(self, transaction_id: str) -> TrackedOrder:
@@ -220,10 +225,11 @@ class MemoryStore(Listeners):
             order = self._orders[key] = _Order()
             self._remember_unknown(key)
         marker = replay_key(update)
-        if order.replays is None or order.updates is None:
-            order.replays = {marker}
-            order.updates = [update]
-        elif marker in order.replays:
+        replays = order.replays
+        if replays is None or order.updates is None:
+            order.replays = (marker,)
+            order.updates = (update,)
+        elif marker in replays:
             return Recorded(key, False)
         elif len(order.updates) >= self._max_updates:
             logger.warning(
@@ -234,8 +240,8 @@ class MemoryStore(Listeners):
             )
             return Recorded(key, False)
         else:
-            order.replays.add(marker)
-            order.updates.append(update)
+            order.replays = (*replays, marker)
+            order.updates = (*order.updates, update)
         if update.is_final and order.state is not None and order.final_at is None:
             now = order.final_at = self._clock()
             self._finished.append((now, key))
@@ -265,17 +271,18 @@ class MemoryStore(Listeners):
         if orphan is None:
             return False
         self._unknown.pop(orphan_key, None)
+        replays = list(order.replays or ())
+        updates = list(order.updates or _EMPTY)
         moved = False
         for update in orphan.updates or _EMPTY:
             marker = replay_key(update)
-            if order.replays is None or order.updates is None:
-                order.replays, order.updates = set(), []
-            if marker not in order.replays:
-                order.replays.add(marker)
-                order.updates.append(update)
+            if marker not in replays:
+                replays.append(marker)
+                updates.append(update)
                 moved = True
-        if moved and order.updates is not None:
-            order.updates.sort(key=_arrival)
+        if moved:
+            updates.sort(key=_arrival)
+            order.updates, order.replays = tuple(updates), tuple(replays)
         return moved
 
     def _remember_unknown(self, key: str) -> None:

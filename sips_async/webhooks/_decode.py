@@ -27,7 +27,7 @@ class EventDecodeError(ValueError):
 def _text(value: object) -> str | None:
     if type(value) is str:  # the usual case, first
         return value.strip() or None
-    if value is None or isinstance(value, bool):
+    if value is None or type(value) is bool:
         return None
     text = str(value).strip()
     return text or None
@@ -38,9 +38,14 @@ def parse_event_time(text: str | None) -> dt.datetime | None:
     if not text:
         return None
     try:
-        when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        when = dt.datetime.fromisoformat(text)  # SRS's usual form, as is
     except ValueError:
-        return None
+        when = None
+    if when is None:
+        try:
+            when = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            return None
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 

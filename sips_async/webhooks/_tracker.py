@@ -185,9 +185,11 @@ class Tracker:
             SipsStoreError: the store could not keep it (answer 503: SRS
                 delivers it again).
         """
-        await self.open()
+        if self._unsubscribe is None:
+            await self.open()
         recorded = await self.store.record(update)
-        await self._reread_done(recorded.key)
+        if self._rereads:
+            await self._reread_done(recorded.key)
         if not recorded.new:
             self.duplicates += 1
             logger.debug(
