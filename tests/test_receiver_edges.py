@@ -195,3 +195,47 @@ async def test_a_path_with_a_trailing_slash_is_served_without_it(
     ) as resp:
         assert resp.status == 200
     await receiver.aclose()
+
+
+@pytest.mark.parametrize("path", ["/srs/webhook", "/hooks/in"])
+async def test_its_own_server_answers_only_its_routes(
+    session: aiohttp.ClientSession, path: str
+) -> None:
+    # The receiver's own server matches its routes by hand (no router):
+    # the path, the path plus the secret, nothing else; POST only.
+    config = WebhookConfig(secret=HOOK_SECRET, path=path + "/")
+    async with WebhookReceiver(config) as receiver:
+        url = receiver.url
+        assert url is not None
+        root = url.split(path)[0]
+        body = event_body(transaction_id="T-routes")
+        assert (await post(session, root + path, body))[0] == 200
+        assert (await post(session, f"{root}{path}/{HOOK_SECRET}", body))[0] == 200
+        for wrong in (
+            f"{root}/",
+            f"{root}{path}x",
+            f"{root}{path}/",
+            f"{root}{path}/{HOOK_SECRET}/more",
+            f"{root}/elsewhere{path}",
+        ):
+            status, ctype, text = await post(session, wrong, body)
+            assert (status, ctype) == (404, "application/json"), wrong
+            assert json.loads(text) == {"ok": False, "error": "not found"}
+        assert (await post(session, f"{root}{path}/wrong-token", body))[0] == 401
+        for method in ("GET", "PUT", "DELETE"):
+            async with session.request(method, root + path) as resp:
+                assert resp.status == 405, method
+                assert resp.headers["Allow"] == "POST"
+        assert receiver.tracker.received == 1  # the replay counted once
+
+
+async def test_without_a_secret_the_token_route_does_not_exist(
+    session: aiohttp.ClientSession,
+) -> None:
+    config = WebhookConfig(insecure=True)
+    async with WebhookReceiver(config) as receiver:
+        url = receiver.url
+        assert url is not None
+        body = event_body(transaction_id="T-no-token")
+        assert (await post(session, url, body))[0] == 200
+        assert (await post(session, url + "/anything", body))[0] == 404

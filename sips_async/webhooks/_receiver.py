@@ -69,6 +69,10 @@ def _answer(status: int, reason: str) -> WebhookAnswer:
     return WebhookAnswer(status, encode({"ok": False, "error": reason}))
 
 
+_NOT_FOUND: Final = _answer(404, "not found")
+_NOT_POST: Final = _answer(405, "method not allowed: SRS posts")
+
+
 class WebhookReceiver:
     """Receives SRS's order-status POSTs and resolves the orders awaiting them.
 
@@ -109,9 +113,11 @@ class WebhookReceiver:
         "_guard",
         "_log_filter",
         "_pool",
+        "_route",
         "_runner",
         "_serving",
         "_store_down",
+        "_token_prefix",
         "tracker",
     )
 
@@ -138,6 +144,11 @@ class WebhookReceiver:
         self._cfg = cfg
         self._clock = clock
         self._guard = Guard(cfg)
+        # The routes of the receiver's own server (see _add_routes).
+        self._route = cfg.path.rstrip("/") or "/"
+        self._token_prefix = (
+            self._route.rstrip("/") + "/" if cfg.secret is not None else ""
+        )
         # Whether the last record failed: an outage is logged once at ERROR
         # (each further 503 at DEBUG), and its end once at WARNING.
         self._store_down = False
@@ -152,7 +163,7 @@ class WebhookReceiver:
         #: The tracker that records updates and wakes waiters.
         self.tracker = tracker
         self._app: web.Application | None = None
-        self._runner: web.AppRunner | None = None
+        self._runner: web.ServerRunner | None = None
         self._pool: ConnectionPool | None = None
         self._bound: tuple[str, int] | None = None
         self._serving = False
@@ -258,14 +269,17 @@ class WebhookReceiver:
         cfg = self._cfg
         self._serving = True
         server_logger.addFilter(self._log_filter)
-        # No access log: the path may carry the secret.
-        runner = web.AppRunner(
-            self.app,
+        # Served by aiohttp's low-level server, not an Application: one or
+        # two fixed routes need no router, no app machinery per request
+        # (``app`` is still there to mount). No access log: the path may
+        # carry the secret.
+        server = web.Server(
+            self._serve,
             access_log=None,
-            handle_signals=False,
             keepalive_timeout=cfg.keepalive_timeout,
             logger=server_logger,
         )
+        runner = web.ServerRunner(server, handle_signals=False)
         try:
             await runner.setup()
             pool = ConnectionPool(
@@ -325,21 +339,37 @@ class WebhookReceiver:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         """Handle one POST from SRS (an aiohttp handler you can route to)."""
+        return await self._handle(request, request.match_info.get("token"))
+
+    async def _serve(self, request: web.BaseRequest) -> web.StreamResponse:
+        # The receiver's own server: its routes, matched by hand, and the
+        # connection's phase for the pool.
+        path = request.path
+        token: str | None = None
+        if path != self._route:
+            prefix = self._token_prefix
+            token = path[len(prefix) :] if prefix and path.startswith(prefix) else ""
+            if not token or "/" in token:
+                return self._response(_NOT_FOUND)
+        if request.method != "POST":
+            resp = self._response(_NOT_POST)
+            resp.headers["Allow"] = "POST"
+            return resp
         pool = self._pool
-        if pool is None:  # mounted in someone else's server
-            return await self._handle(request)
-        # Headers are in: the connection's header deadline no longer applies
-        # (done here, not in a middleware: one fewer layer per request).
+        if pool is None:
+            return await self._handle(request, token)
+        # Headers are in: the connection's header deadline no longer applies.
         transport = request.transport
         tracked = pool.busy(transport)
         try:
-            return await self._handle(request)
+            return await self._handle(request, token)
         finally:
             if tracked:
                 pool.idle(transport)
 
-    async def _handle(self, request: web.Request) -> web.StreamResponse:
-        token = request.match_info.get("token")
+    async def _handle(
+        self, request: web.BaseRequest, token: str | None
+    ) -> web.StreamResponse:
         headers = request.headers
         refusal = self._guard.check_request(
             headers, peer=request.remote, token=token, length=request.content_length
