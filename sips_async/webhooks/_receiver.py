@@ -458,7 +458,7 @@ class WebhookReceiver:
             resp.force_close()
         return resp
 
-    async def _read(self, request: web.Request) -> bytes | Refusal:
+    async def _read(self, request: web.BaseRequest) -> bytes | Refusal:
         # Read in pieces whatever the framing (Content-Length, chunked,
         # compressed): the cap holds on the decoded bytes, wherever the
         # receiver is mounted (a parent app's client_max_size is not ours).
