@@ -302,6 +302,9 @@ _STATUS_EXACT: Final[dict[str, OrderStatus]] = {s.value: s for s in OrderStatus}
 FINAL_STATUSES: Final[frozenset[OrderStatus]] = frozenset(
     {OrderStatus.DELIVERED, OrderStatus.CANCELLED, OrderStatus.RETURNED}
 )
+_DELIVERED: Final = OrderStatus.DELIVERED
+_CANCELLED: Final = OrderStatus.CANCELLED
+_RETURNED: Final = OrderStatus.RETURNED
 
 
 class SalesOrderProduct(_Response, frozen=True):
@@ -541,10 +544,15 @@ class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     @property
     def is_final(self) -> bool:
         """Whether nothing further is expected for the order after this update."""
+        # Runs for every update recorded: the cheap tests first, and the
+        # final statuses by identity (an Enum's hash is Python code).
+        status = self.status
         return (
-            self.rejected
-            or self.event_type == "OC"
-            or (isinstance(self.status, OrderStatus) and self.status in FINAL_STATUSES)
+            self.event_type == "OC"
+            or status is _DELIVERED
+            or status is _CANCELLED
+            or status is _RETURNED
+            or self.rejected
         )
 
     def __repr__(self) -> str:

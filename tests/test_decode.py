@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import datetime as dt
 
+import msgspec
 import pytest
 
+from sips_async import OrderStatus
 from sips_async.webhooks._decode import EventDecodeError, decode_event, parse_event_time
 
 from .factories import event_body
@@ -91,3 +93,42 @@ def test_a_body_that_is_not_an_event_has_a_clear_reason(
     with pytest.raises(EventDecodeError) as caught:
         decode_event(body)
     assert str(caught.value).startswith(reason)
+
+
+_FIELDS = {
+    "eventId": " 77 ",
+    "eventType": " oa",
+    "eventStatus": "  Shipment   Created ",
+    "eventDateTime": " 2026-05-20T14:03:11Z ",
+    "subscriberReferenceNum": "",
+    "subscriberReferenceNum2": " 35818786",
+    "subscriberReferenceNum3": "T-9 ",
+    "errorCode": "   ",
+    "errorMessage": " late ",
+}
+
+
+@pytest.mark.parametrize("lenient", [None, "eventId", "subscriberReferenceNum2"])
+def test_the_string_fast_path_and_the_lenient_path_agree(lenient: str | None) -> None:
+    # Most bodies take the all-strings decoder; a numeric id takes the
+    # lenient one. Both must normalize every field the same way.
+    when = dt.datetime(2026, 5, 21, tzinfo=dt.UTC)
+    doc: dict[str, object] = dict(_FIELDS)
+    if lenient is not None:
+        doc[lenient] = int(str(doc[lenient]).strip())  # a number, not a string
+    got = decode_event(msgspec.json.encode(doc), received_at=when)
+    assert msgspec.structs.asdict(got) | {"raw": b""} == {
+        "event_id": "77",
+        "event_type": "OA",
+        "event_status": "Shipment   Created",
+        "status": OrderStatus.SHIPMENT_CREATED,
+        "transaction_id": "T-9",
+        "order_id": "35818786",
+        "po_number": None,
+        "occurred_at": dt.datetime(2026, 5, 20, 14, 3, 11, tzinfo=dt.UTC),
+        "received_at": when,
+        "error_code": None,
+        "error_message": "late",
+        "raw": b"",
+        "source": "webhook",
+    }

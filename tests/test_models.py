@@ -350,3 +350,23 @@ def test_token_response_repr_hides_the_token() -> None:
     token = TokenResponse(access_token="very-secret-token", expires_in="60")
     assert "very-secret-token" not in repr(token)
     assert token.lifetime(3600) == 60.0
+
+
+@pytest.mark.parametrize("status", [*OrderStatus, "Something Else", None])
+@pytest.mark.parametrize("event_type", ["OA", "OU", "OC"])
+def test_is_final_follows_final_statuses_and_rejections(
+    status: OrderStatus | str | None, event_type: str
+) -> None:
+    from sips_async.models import FINAL_STATUSES, OrderUpdate
+
+    update = OrderUpdate(event_id="1", event_type=event_type, status=status)
+    expected = event_type == "OC" or status in FINAL_STATUSES
+    assert update.is_final is expected
+    failed = OrderUpdate(
+        event_id="1", event_type=event_type, status=status, error_code="E1"
+    )
+    assert failed.is_final is True  # an error code ends the order
+    said = OrderUpdate(
+        event_id="1", event_type=event_type, status=status, event_status="Rejected"
+    )
+    assert said.is_final is (expected or event_type == "OA")

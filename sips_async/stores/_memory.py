@@ -57,6 +57,8 @@ class _Order(msgspec.Struct, gc=False):
     final_at: float | None = None
     # Created on the first update: most pending orders have none yet.
     updates: tuple[OrderUpdate, ...] | None = None
+    # The replay markers of ``updates``, in step with it; None until a
+    # second update needs them.
     replays: tuple[str, ...] | None = None
     aliases: str | tuple[str, ...] | None = None
 
@@ -224,24 +226,29 @@ class MemoryStore(Listeners):
         if order is None:
             order = self._orders[key] = _Order()
             self._remember_unknown(key)
-        marker = replay_key(update)
-        replays = order.replays
-        if replays is None or order.updates is None:
-            order.replays = (marker,)
+        updates = order.updates
+        if updates is None:
+            # The order's first update: nothing to compare with, so its
+            # replay marker is worked out when a second one comes.
             order.updates = (update,)
-        elif marker in replays:
-            return Recorded(key, False)
-        elif len(order.updates) >= self._max_updates:
-            logger.warning(
-                "dropped update %s of order %s: it has %d updates already",
-                update.event_id,
-                key,
-                self._max_updates,
-            )
-            return Recorded(key, False)
         else:
+            replays = order.replays
+            if replays is None:
+                replays = tuple(map(replay_key, updates))
+            marker = replay_key(update)
+            if marker in replays:
+                order.replays = replays
+                return Recorded(key, False)
+            if len(updates) >= self._max_updates:
+                logger.warning(
+                    "dropped update %s of order %s: it has %d updates already",
+                    update.event_id,
+                    key,
+                    self._max_updates,
+                )
+                return Recorded(key, False)
             order.replays = (*replays, marker)
-            order.updates = (*order.updates, update)
+            order.updates = (*updates, update)
         if update.is_final and order.state is not None and order.final_at is None:
             now = order.final_at = self._clock()
             self._finished.append((now, key))
@@ -251,7 +258,8 @@ class MemoryStore(Listeners):
                 order.order_id = update.order_id
             merged = self._link(key, order, update.order_id)
         self.notify(Change(key, (update,), reload=merged))
-        self._expire()
+        if self._finished:
+            self._expire()
         return Recorded(key, True)
 
     async def history(self, key: str) -> list[OrderUpdate]:
@@ -266,13 +274,19 @@ class MemoryStore(Listeners):
             return False
         self._aliases[srs_id] = key
         order.link(srs_id)
+        if not self._unknown:  # orphans are unknown orders: none at all
+            return False
         orphan_key = f"order:{srs_id}"
         orphan = self._orders.pop(orphan_key, None)
         if orphan is None:
             return False
         self._unknown.pop(orphan_key, None)
-        replays = list(order.replays or ())
         updates = list(order.updates or _EMPTY)
+        replays = (
+            list(order.replays)
+            if order.replays is not None
+            else [replay_key(u) for u in updates]
+        )
         moved = False
         for update in orphan.updates or _EMPTY:
             marker = replay_key(update)

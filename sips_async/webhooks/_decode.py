@@ -13,7 +13,7 @@ from typing import Final
 
 import msgspec
 
-from ..models import OrderStatus, OrderUpdate, WebhookEvent
+from ..models import _STATUS_EXACT, OrderStatus, OrderUpdate, WebhookEvent
 
 __all__ = ["EventDecodeError", "decode_event", "parse_event_time"]
 
@@ -49,6 +49,25 @@ def parse_event_time(text: str | None) -> dt.datetime | None:
     return when if when.tzinfo else when.replace(tzinfo=dt.UTC)
 
 
+class _Plain(msgspec.Struct, rename="camel", gc=False):
+    # The usual body: every field a string (or absent/null). Decoded first;
+    # anything else (a numeric id, say) goes the lenient way (WebhookEvent).
+    event_id: str | None = None
+    event_type: str | None = None
+    event_status: str | None = None
+    event_date_time: str | None = None
+    subscriber_reference_num: str | None = None
+    subscriber_reference_num2: str | None = None
+    subscriber_reference_num3: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+
+
+_plain_decoder: Final = msgspec.json.Decoder(_Plain)
+_UTC: Final = dt.UTC
+_now: Final = dt.datetime.now
+
+
 def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> OrderUpdate:
     """Decode and normalize one webhook body into an :class:`OrderUpdate`.
 
@@ -56,6 +75,51 @@ def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> Orde
         EventDecodeError: not JSON, not an object, wrong field types, or no
             ``eventType``/``eventId``.
     """
+    try:
+        event = _plain_decoder.decode(body)
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return _decode_lenient(body, received_at)
+    # One pass, no helper calls: this runs for every webhook. Strings are
+    # stripped, empty ones are None (as _text does on the lenient path).
+    v = event.event_type
+    event_type = (v.strip() or None) if v else None
+    v = event.event_id
+    event_id = (v.strip() or None) if v else None
+    if event_type is None or event_id is None:
+        raise EventDecodeError("eventType and eventId are required")
+    v = event.event_status
+    status_text = (v.strip() or None) if v else None
+    status: OrderStatus | str | None = None
+    if status_text is not None:
+        status = _STATUS_EXACT.get(status_text) or OrderStatus.parse(status_text)
+    v = event.subscriber_reference_num3
+    transaction_id = (v.strip() or None) if v else None
+    v = event.subscriber_reference_num2
+    order_id = (v.strip() or None) if v else None
+    v = event.subscriber_reference_num
+    po_number = (v.strip() or None) if v else None
+    v = event.error_code
+    error_code = (v.strip() or None) if v else None
+    v = event.error_message
+    error_message = (v.strip() or None) if v else None
+    return OrderUpdate(
+        event_id=event_id,
+        event_type=event_type.upper(),
+        event_status=status_text,
+        status=status,
+        transaction_id=transaction_id,
+        order_id=order_id,
+        po_number=po_number,
+        occurred_at=parse_event_time(event.event_date_time),
+        received_at=received_at or _now(_UTC),
+        error_code=error_code,
+        error_message=error_message,
+        raw=body,
+    )
+
+
+def _decode_lenient(body: bytes, received_at: dt.datetime | None) -> OrderUpdate:
+    # Ids as numbers, booleans, or a body that is no event at all.
     try:
         event = _event_decoder.decode(body)
     except msgspec.ValidationError as exc:

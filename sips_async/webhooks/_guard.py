@@ -294,12 +294,21 @@ def _not_json(headers: Mapping[str, str]) -> bool:
 class Guard:
     """The guard of one receiver, built once from its config."""
 
-    __slots__ = ("_allowed", "_keys", "_max_body", "_secret", "_tolerance", "_trusted")
+    __slots__ = (
+        "_allowed",
+        "_keys",
+        "_max_body",
+        "_secret",
+        "_secret_bytes",
+        "_tolerance",
+        "_trusted",
+    )
 
     def __init__(self, config: WebhookConfig) -> None:
         self._allowed = parse_networks(config.allowed_ips)
         self._trusted = parse_networks(config.trusted_proxies)
         self._secret = config.secret
+        self._secret_bytes = _bytes(config.secret) if config.secret else b""
         self._keys = tuple(signing_key(s) for s in config.signing_secrets)
         self._tolerance = config.tolerance
         self._max_body = config.max_body_size
@@ -309,6 +318,11 @@ class Guard:
             f"<Guard secret={self._secret is not None} "
             f"signing_keys={len(self._keys)} allowed={len(self._allowed)}>"
         )
+
+    @property
+    def needs_peer(self) -> bool:
+        """Whether :meth:`check_request` looks at the peer's address."""
+        return bool(self._allowed)
 
     def check_request(
         self,
@@ -327,7 +341,9 @@ class Guard:
                 return _NOT_ALLOWED
         if self._secret is not None:
             presented = token if token is not None else _header(headers, SECRET_HEADER)
-            if not secret_matches(presented, self._secret):
+            if presented is None or not hmac.compare_digest(
+                _bytes(presented), self._secret_bytes
+            ):
                 return _BAD_SECRET
         elif token is not None:
             return _NOT_FOUND

@@ -371,14 +371,23 @@ class WebhookReceiver:
         self, request: web.BaseRequest, token: str | None
     ) -> web.StreamResponse:
         headers = request.headers
-        refusal = self._guard.check_request(
-            headers, peer=request.remote, token=token, length=request.content_length
+        guard = self._guard
+        refusal = guard.check_request(
+            headers,
+            # The peer's address costs a lookup: only for allowed_ips.
+            peer=request.remote if guard.needs_peer else None,
+            token=token,
+            length=request.content_length,
         )
         if refusal is None:
             body = await self._read(request)
             if not isinstance(body, Refusal):
-                return self._response(await self._process(body, headers))
-            refusal = body
+                # The request-level checks ran before the body was read.
+                refusal = guard.check_body(body, headers, now=self._clock())
+                if refusal is None:
+                    return self._response(await self._record(body))
+            else:
+                refusal = body
         if refusal.status in _CLOSE_AFTER:
             # The rest of the body is not wanted: tell aiohttp not to read
             # it after the answer (a broken body would raise there), and
@@ -411,13 +420,6 @@ class WebhookReceiver:
         refusal = self._guard.check(
             body, headers, peer=peer, token=token, now=self._clock()
         )
-        if refusal is not None:
-            return self._refuse(refusal)
-        return await self._record(body)
-
-    async def _process(self, body: bytes, headers: Mapping[str, str]) -> WebhookAnswer:
-        # The request-level checks ran before the body was read.
-        refusal = self._guard.check_body(body, headers, now=self._clock())
         if refusal is not None:
             return self._refuse(refusal)
         return await self._record(body)
