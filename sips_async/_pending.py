@@ -413,24 +413,40 @@ class PendingOrder:
         timeout: float | None,
     ) -> OrderUpdate:
         tracker, entry = self._require()
+        if entry.loaded:  # already here (often, under load): no timer at all
+            found = pick(entry.updates)
+            if found is not None:
+                return found
+        poller = self._poller
         try:
             async with asyncio.timeout(timeout):
-                await tracker.load(entry)
-                found = pick(entry.updates)
-                if found is not None:
-                    return found
-                async with self._watching(entry):
-                    while True:
-                        found = pick(entry.updates)
-                        if found is not None:
-                            return found
-                        self._check_open(tracker, entry)
-                        future = entry.waiter()
-                        try:
-                            await future
-                        finally:
-                            entry.forget(future)
+                if not entry.loaded:
+                    await tracker.load(entry)
+                    found = pick(entry.updates)
+                    if found is not None:
+                        return found
+                if poller is None or poller.config is None:
+                    return await self._next_match(pick, tracker, entry)
+                async with poller.watching(entry):
+                    return await self._next_match(pick, tracker, entry)
         except TimeoutError as exc:
             if isinstance(exc, SipsError):
                 raise
             raise OrderWaitTimeout(self.transaction_id, timeout) from None
+
+    async def _next_match(
+        self,
+        pick: Callable[[Sequence[OrderUpdate]], OrderUpdate | None],
+        tracker: Tracker,
+        entry: Entry,
+    ) -> OrderUpdate:
+        while True:
+            found = pick(entry.updates)
+            if found is not None:
+                return found
+            self._check_open(tracker, entry)
+            future = entry.waiter()
+            try:
+                await future
+            finally:
+                entry.forget(future)
