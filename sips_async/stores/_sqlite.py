@@ -517,19 +517,18 @@ class SqliteStore(Listeners):
     def _link(self, db: sqlite3.Connection, key: str, srs_id: str) -> bool:
         if self._linked.get(srs_id) == key:
             return False
-        found = db.execute(
-            "SELECT key FROM aliases WHERE order_id = ?", (srs_id,)
-        ).fetchone()
+        # One statement: no row changes when the link is there already.
+        changed = db.execute(
+            "INSERT INTO aliases (order_id, key) VALUES (?, ?) "
+            "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key "
+            "WHERE key != excluded.key",
+            (srs_id, key),
+        ).rowcount
         if len(self._linked) > 10_000:
             self._linked.clear()
         self._linked[srs_id] = key
-        if found is not None and found[0] == key:
+        if not changed:
             return False
-        db.execute(
-            "INSERT INTO aliases (order_id, key) VALUES (?, ?) "
-            "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key",
-            (srs_id, key),
-        )
         orphan = f"order:{srs_id}"
         if db.execute(_EXISTS, (orphan,)).fetchone() is None:
             return False
