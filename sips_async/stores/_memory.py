@@ -191,9 +191,10 @@ class MemoryStore(Listeners):
         order.queue_id = queue_id or order.queue_id
         order.error = error
         merged = False
-        for srs_id in (order_id, queue_id):
-            if srs_id:
-                merged = self._link(transaction_id, order, srs_id) or merged
+        if order_id:
+            merged = self._link(transaction_id, order, order_id)
+        if queue_id and queue_id != order_id:  # SRS's queue answer: usually equal
+            merged = self._link(transaction_id, order, queue_id) or merged
         if merged:
             self.notify(Change(transaction_id, reload=True))
 

@@ -128,7 +128,8 @@ class Tracker:
         Raises:
             SipsStoreError: the store could not write it (nothing is sent).
         """
-        await self.open()
+        if self._unsubscribe is None:
+            await self.open()
         entry = self.entry(key)
         self._loaded(entry, await self.store.begin(key, po_number=po_number))
         return entry
@@ -156,11 +157,13 @@ class Tracker:
         error: str | None = None,
     ) -> None:
         """Record SRS's answer (or the failure) for a sent order."""
-        await self.open()
+        if self._unsubscribe is None:
+            await self.open()
         await self.store.settle(
             key, state, order_id=order_id, queue_id=queue_id, error=error
         )
-        await self._reread_done(key)
+        if self._rereads:
+            await self._reread_done(key)
         entry = self._entries.get(key)
         if entry is not None and entry.order_id is None:
             entry.order_id = order_id
