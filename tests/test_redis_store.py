@@ -246,8 +246,8 @@ async def test_a_lost_answer_still_reaches_the_local_listeners() -> None:
         await heard.until(1)
         a._lost["w-lost"] = None
         mine = a._instance.encode()
-        a._heard(mine + b' w-lost\n{"k": "tx-l", "u": []}')
-        a._heard(mine + b' w-other\n{"k": "tx-l"}')  # answered: already told
+        a._heard(mine + b' w-lost\n[{"k": "tx-l", "u": []}]')
+        a._heard(mine + b' w-other\n[{"k": "tx-l"}]')  # answered: already told
         assert heard.changes == [Change("tx-l", (one,)), Change("tx-l")]
         assert "w-lost" not in a._lost
 
