@@ -16,6 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -197,17 +198,21 @@ async def test_an_own_batch_whose_answer_was_lost_is_told_in_full(
         store.subscribe(heard)
         store._lost["w-lost"] = None
         mine = store._instance.encode()
-        store._heard(mine + b' w-lost\n[{"k": "tx-1"}, {"k": "tx-2", "r": true}]')
+        batch = [{"k": "tx-1"}, {"k": "tx-2", "r": True}]
+        store._heard(mine + b" w-lost\n" + msgspec.msgpack.encode(batch))
         assert heard.changes == [Change("tx-1"), Change("tx-2", reload=True)]
 
 
-async def test_a_message_not_a_list_of_changes_is_ignored_and_logged(
+async def test_a_message_not_a_whole_list_of_changes_is_ignored_and_logged(
     server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
     async with opened(server.url, fresh_prefix()) as store:
         heard = Heard()
         store.subscribe(heard)
+        whole = msgspec.msgpack.encode([{"k": "tx-1"}, {"k": "tx-2"}])
         with caplog.at_level(logging.WARNING, logger="sips_async"):
-            store._heard(b'someone-else 1\n{"k": "tx-1"}')
-        assert heard.changes == []
-        assert "ignored a malformed change" in caplog.text
+            store._heard(b"someone-else 1\n" + msgspec.msgpack.encode({"k": "tx-1"}))
+            store._heard(b"someone-else 2\n" + whole[:-3])  # cut short
+            store._heard(b'someone-else 3\n[{"k": "tx-1"}]')  # JSON
+        assert heard.changes == []  # nothing half-told
+        assert caplog.text.count("ignored a malformed change") == 3

@@ -173,16 +173,17 @@ local function index(k)
   end
 end
 
--- "<instance> <write id>" LF "<JSON list of changes>": a process skips its
+-- "<instance> <write id>" LF <msgpack list of changes>: a process skips its
 -- own, undecoded. A change: {k = key, r = reload, u = {bodies}} (u optional).
 local function publish(inst, wid, changes)
   local head = inst .. ' ' .. wid .. '\\n'
-  redis.call('PUBLISH', P .. 'changes', head .. cjson.encode(changes))
+  redis.call('PUBLISH', P .. 'changes', head .. cmsgpack.pack(changes))
 end
 
 -- Tie SRS id `id` to order `k`; move the orphan `order:<id>` in (arrival
--- order kept by the arrival numbers). True if any update moved.
-local function link(k, id, ttl)
+-- order kept by the arrival numbers). True if any update moved. `final`:
+-- whether `k` is finished (nil: look it up).
+local function link(k, id, ttl, final)
   local a = ak(id)
   if redis.call('GET', a) == k then return false end
   redis.call('SET', a, k)
@@ -201,7 +202,8 @@ local function link(k, id, ttl)
     end
     drop(orphan)
   end
-  if redis.call('HEXISTS', rk(k), 'final_at') == 1 then expire_all(k, ttl) end
+  if final == nil then final = redis.call('HEXISTS', rk(k), 'final_at') == 1 end
+  if final then expire_all(k, ttl) end
   return moved
 end
 """
@@ -225,7 +227,8 @@ local function record(r, max_updates, max_unknown, ttl)
   end
   local swept = sweep(r[9])
   local row = rk(key)
-  local known = redis.call('HGET', row, 'known')
+  local f = redis.call('HMGET', row, 'known', 'order_id', 'final_at')
+  local known, final = f[1], f[3] ~= false
   local dropped = {}
   if not known then
     redis.call('HSET', row, 'known', '0', 'seen', r[8])
@@ -242,24 +245,28 @@ local function record(r, max_updates, max_unknown, ttl)
     known = '0'
   end
   local u = uk(key)
-  if redis.call('ZSCORE', u, r[5]) then return {0, key, false, dropped, swept} end
-  if redis.call('ZCARD', u) >= max_updates then
+  -- Added unless a replay; taken out again if over the cap.
+  if redis.call('ZADD', u, 'NX', redis.call('INCR', SEQ), r[5]) == 0 then
+    return {0, key, false, dropped, swept}
+  end
+  if redis.call('ZCARD', u) > max_updates then
+    redis.call('ZREM', u, r[5])
     return {2, key, false, dropped, swept}
   end
-  redis.call('ZADD', u, redis.call('INCR', SEQ), r[5])
   redis.call('HSET', bk(key), r[5], r[6])
-  if r[7] and known == '1' and redis.call('HEXISTS', row, 'final_at') == 0 then
+  if r[7] and known == '1' and not final then
     redis.call('HSET', row, 'final_at', r[8])
     redis.call('ZADD', FINISHED, r[8], key)
     redis.call('ZREM', OPEN, key)
     expire_all(key, ttl)
+    final = true
   end
   local merged = false
   if r[4] then
-    if known == '1' and redis.call('HGET', row, 'order_id') ~= r[3] then
+    if known == '1' and f[2] ~= r[3] then
       redis.call('HSET', row, 'order_id', r[3])
     end
-    merged = link(key, r[3], ttl)
+    merged = link(key, r[3], ttl, final)
   end
   return {1, key, merged, dropped, swept}
 end
@@ -393,7 +400,7 @@ class _Message(msgspec.Struct, frozen=True):
 
 
 #: A published message is a list of changes: one write (a batch of records).
-_message_decoder: Final = msgspec.json.Decoder(tuple[_Message, ...])
+_message_decoder: Final = msgspec.msgpack.Decoder(tuple[_Message, ...])
 _pack: Final = msgspec.msgpack.Encoder().encode
 _unpack: Final = msgspec.msgpack.Decoder().decode
 
