@@ -216,3 +216,18 @@ async def test_a_message_not_a_whole_list_of_changes_is_ignored_and_logged(
             store._heard(b'someone-else 3\n[{"k": "tx-1"}]')  # JSON
         assert heard.changes == []  # nothing half-told
         assert caplog.text.count("ignored a malformed change") == 3
+
+
+async def test_replies_are_parsed_by_hiredis(server: RedisServer) -> None:
+    # The redis extra (and the test and bench extras) install redis[hiredis]:
+    # redis-py then parses replies in C. A pure-Python parser here means the
+    # extra lost hiredis, and every reply costs several times more.
+    async with opened(server.url, fresh_prefix()) as store:
+        assert (await store.record(update())).new
+        pool = store._pool
+        assert pool is not None
+        connection = await pool.get_connection()  # type: ignore[no-untyped-call]
+        try:
+            assert type(connection._parser).__name__ == "_AsyncHiredisParser"
+        finally:
+            await pool.release(connection)

@@ -669,7 +669,8 @@ class RedisStore(Listeners):
 
     async def _run(self, name: str, args: Any, wid: str | None) -> Any:
         """Run script ``name``: queued, and sent with the others queued meanwhile."""
-        await self.open()
+        if self._client is None:
+            await self.open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((name, args, wid, future))
