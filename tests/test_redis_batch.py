@@ -172,6 +172,10 @@ async def test_a_redis_dying_under_a_batch_fails_every_caller_of_it(
         assert all(isinstance(r, SipsStoreError) for r in results), results
         messages = [r.getMessage() for r in caplog.records]
         assert sum("unreachable" in m for m in messages) == 1, messages
+        # Back up: the next batch goes out on a fresh connection.
+        server.start()
+        async with asyncio.timeout(WAIT):
+            assert (await store.record(update(tx="tx-after"))).new
 
 
 async def test_a_batch_published_by_another_instance_is_heard_change_by_change(

@@ -59,11 +59,11 @@ import msgspec
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.client import PubSub
-    from redis.asyncio.connection import parse_url
+    from redis.asyncio.connection import AbstractConnection, parse_url
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import NoScriptError, RedisError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
@@ -543,6 +543,8 @@ class RedisStore(Listeners):
         self._writes = itertools.count()
         self._lost: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pool: BlockingConnectionPool | None = None
+        #: The writer's own connection (one round trip in flight at a time).
+        self._conn: AbstractConnection | None = None
         self._client: Redis | None = None
         self._sha: dict[str, str] = {}
         self._queue: list[_Call] = []
@@ -618,6 +620,9 @@ class RedisStore(Listeners):
             await asyncio.gather(listener, return_exceptions=True)
         client, self._client = self._client, None
         pool, self._pool = self._pool, None
+        conn, self._conn = self._conn, None
+        if conn is not None and pool is not None:
+            await pool.release(conn)
         if client is not None:
             await client.aclose()
         if pool is not None:
@@ -771,12 +776,12 @@ class RedisStore(Listeners):
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):  # a second time after loading scripts Redis lacked
-            pipe = client.pipeline(transaction=False)
+            commands = []
             for i in todo:
                 name, args = calls[i]
                 sha = self._sha.get(name) or _SHA[name]
-                pipe.evalsha(sha, 0, *args)
-            answers = await pipe.execute(raise_on_error=False)
+                commands.append(("EVALSHA", sha, 0, *args))
+            answers = await self._send(commands)
             missing = []
             for i, answer in zip(todo, answers, strict=True):
                 results[i] = answer
@@ -788,6 +793,40 @@ class RedisStore(Listeners):
                 self._sha[name] = await client.script_load(_SOURCES[name])
             todo = missing
         return results
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` at once on the writer's connection; their replies.
+
+        An error reply is returned in its place. Any other failure drops the
+        connection (its replies are lost) and raises; the next round trip
+        takes a fresh one. Only the writer task calls this: one at a time.
+        """
+        pool = self._pool
+        if pool is None:
+            raise SipsStoreError(f"Redis store {self._shown} is closed")
+        conn = self._conn
+        if conn is None:
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            self._conn = conn
+        try:
+            # As the pool does on every hand-out: a link that dropped while
+            # idle (a restarted server) is reconnected before anything is sent.
+            await pool.ensure_connection(conn)
+            await conn.send_packed_command(
+                conn.pack_commands(commands), check_health=False
+            )
+            answers: list[Any] = []
+            for _ in commands:
+                try:
+                    answers.append(await conn.read_response())
+                except ResponseError as exc:
+                    answers.append(exc)
+            return answers
+        except BaseException:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            await pool.release(conn)
+            raise
 
     def _next_write(self) -> str:
         return str(next(self._writes))
