@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from sips_async import SipsStoreError
-from sips_async.stores import Change, OrderState, Recorded
+from sips_async.stores import Change, OrderState, Recorded, _redis
 from tests._redis_server import RedisServer, own_server
 from tests.test_redis_store import WAIT, Heard, fresh_prefix, opened
 from tests.test_store_protocol import update
@@ -235,3 +235,27 @@ async def test_replies_are_parsed_by_hiredis(server: RedisServer) -> None:
             assert type(connection._parser).__name__ == "_AsyncHiredisParser"
         finally:
             await pool.release(connection)
+
+
+async def test_big_updates_are_spread_over_several_calls_each_answered(
+    server: RedisServer, raw: Redis
+) -> None:
+    prefix = fresh_prefix()
+    # Each stored update is a bit over half the byte bound of one call.
+    body = b"x" * (_redis._GROUP_BYTES * 3 // 8)
+    big = [update(tx=f"tx-big-{n}", event_id=f"big-{n}", raw=body) for n in range(4)]
+    small = [update(tx=f"tx-small-{n}", event_id=f"small-{n}") for n in range(3)]
+    async with opened(server.url, prefix) as store:
+        assert (await store.record(update(tx="tx-warm"))).new  # script loaded
+        await raw.config_resetstat()
+        results = await asyncio.gather(
+            store.record(small[0]),
+            *(store.record(u) for u in big),
+            store.record(small[1]),
+            store.record(small[2]),
+        )
+        assert await calls(raw, "evalsha") == 4  # not one call of ~2 MB
+        order = [small[0], *big, small[1], small[2]]
+        assert list(results) == [Recorded(u.transaction_id or "", True) for u in order]
+        for u in order:
+            assert await store.history(u.transaction_id or "") == [u]

@@ -96,6 +96,10 @@ _SCHEMES: Final = ("redis", "rediss", "unix")
 _PAGE: Final = 500
 #: Writes sent in one pipeline (one round trip) at most.
 _BATCH: Final = 256
+#: Bytes of updates in one call of the record script at most (more go in
+#: the next call of the same pipeline): big webhooks do not make one huge
+#: argument, nor one script that holds Redis for long.
+_GROUP_BYTES: Final = 1 << 20
 #: Own writes whose answer was lost, remembered so that their published
 #: change still reaches the local listeners.
 _LOST_MAX: Final = 1024
@@ -692,14 +696,18 @@ class RedisStore(Listeners):
             batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
             # (script, its arguments, write id, who waits for it)
             groups: list[tuple[str, Any, str | None, list[asyncio.Future[Any]]]] = []
+            size = 0  # bytes of updates in the last group
             for name, args, wid, future in batch:
                 if name != "record":
                     groups.append((name, args, wid, [future]))
-                elif groups and groups[-1][0] == "record":
+                    continue
+                size += len(args[5])
+                if groups and groups[-1][0] == "record" and size <= _GROUP_BYTES:
                     groups[-1][1].append(args)
                     groups[-1][3].append(future)
                 else:
                     groups.append((name, [args], self._next_write(), [future]))
+                    size = len(args[5])
             calls = [
                 (name, self._records(wid, args) if name == "record" else args)
                 for name, args, wid, _ in groups
