@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
+import msgspec
 import pytest
 from redis.asyncio import Redis
 
@@ -151,9 +152,19 @@ async def test_finished_orders_get_a_ttl_and_open_ones_never_do() -> None:
         await store.begin("open")
         await store.record(update(tx="open", event_id="o"))
         await store.record(update(tx="done", event_type="DU", status="Delivered"))
+        # SRS's id first seen on the final update, and on one after it: the
+        # keys the link writes expire with the order.
+        await store.begin("linked-at-final")
+        final = update(tx="linked-at-final", order_id="SRS-E", status="Delivered")
+        await store.record(final)
+        await store.begin("linked-after")
+        await store.record(update(tx="linked-after", status="Delivered"))
+        await store.record(update(tx="linked-after", order_id="SRS-F", minute=9))
         raw = Redis.from_url(url)
         try:
-            for key in ("o:done", "u:done", "b:done", "l:done", "a:SRS-D"):
+            finished = ["o:done", "u:done", "b:done", "l:done", "a:SRS-D"]
+            finished += ["l:linked-at-final", "a:SRS-E", "l:linked-after", "a:SRS-F"]
+            for key in finished:
                 ttl = await raw.ttl(prefix + key)
                 assert 3500 < ttl <= 3600, key
             for key in ("o:open", "u:open", "b:open"):
@@ -246,8 +257,9 @@ async def test_a_lost_answer_still_reaches_the_local_listeners() -> None:
         await heard.until(1)
         a._lost["w-lost"] = None
         mine = a._instance.encode()
-        a._heard(mine + b' w-lost\n{"k": "tx-l", "u": []}')
-        a._heard(mine + b' w-other\n{"k": "tx-l"}')  # answered: already told
+        a._heard(mine + b" w-lost\n" + msgspec.msgpack.encode([{"k": "tx-l", "u": []}]))
+        # answered: already told
+        a._heard(mine + b" w-other\n" + msgspec.msgpack.encode([{"k": "tx-l"}]))
         assert heard.changes == [Change("tx-l", (one,)), Change("tx-l")]
         assert "w-lost" not in a._lost
 

@@ -5,6 +5,13 @@ drop a replay, append, link SRS's ids, apply the bounds and ``PUBLISH`` the
 change happen in one step, and two instances racing on one order cannot
 split its history or record a replay twice.
 
+Group commit: the scripts queued while one round trip is in flight go out
+together in the next (one pipeline), and the ``record()`` calls among them
+in ONE call of the record script, which runs each update as its own step
+(one that fails is answered with its error, the others are kept), answers
+each caller on its own and publishes one message for the lot. A caller's
+``record()`` returns only once that call has come back.
+
 Keys (``P`` is the prefix, ``K`` an order key)::
 
     P o:K    hash    the order row (known, state, created, po, ids, final_at)
@@ -18,7 +25,8 @@ Keys (``P`` is the prefix, ``K`` an order key)::
                      orders never seen here (oldest first), finished orders
                      (by final_at)
 
-Changes go out on one channel, ``P changes``; each process holds ONE
+Changes go out on one channel, ``P changes`` (a message is the list of
+changes one write made); each process holds ONE
 subscription to it (not one per order), hears the changes other processes
 make, and ignores its own (it told its listeners when the write returned).
 After the subscription is lost and back, listeners hear
@@ -51,11 +59,11 @@ import msgspec
 try:
     from redis.asyncio import BlockingConnectionPool, Redis
     from redis.asyncio.client import PubSub
-    from redis.asyncio.connection import parse_url
+    from redis.asyncio.connection import AbstractConnection, parse_url
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
     from redis.exceptions import ConnectionError as RedisConnectionError
-    from redis.exceptions import NoScriptError, RedisError
+    from redis.exceptions import NoScriptError, RedisError, ResponseError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 except ImportError as exc:  # pragma: no cover - exercised without the extra
     raise ImportError(
@@ -88,6 +96,10 @@ _SCHEMES: Final = ("redis", "rediss", "unix")
 _PAGE: Final = 500
 #: Writes sent in one pipeline (one round trip) at most.
 _BATCH: Final = 256
+#: Bytes of updates in one call of the record script at most (more go in
+#: the next call of the same pipeline): big webhooks do not make one huge
+#: argument, nor one script that holds Redis for long.
+_GROUP_BYTES: Final = 1 << 20
 #: Own writes whose answer was lost, remembered so that their published
 #: change still reaches the local listeners.
 _LOST_MAX: Final = 1024
@@ -165,17 +177,17 @@ local function index(k)
   end
 end
 
--- "<instance> <write id>" LF "<JSON>": a process skips its own, undecoded.
-local function publish(inst, wid, k, bodies, reload)
-  local msg = {k = k, r = reload}
-  if bodies then msg.u = bodies end
+-- "<instance> <write id>" LF <msgpack list of changes>: a process skips its
+-- own, undecoded. A change: {k = key, r = reload, u = {bodies}} (u optional).
+local function publish(inst, wid, changes)
   local head = inst .. ' ' .. wid .. '\\n'
-  redis.call('PUBLISH', P .. 'changes', head .. cjson.encode(msg))
+  redis.call('PUBLISH', P .. 'changes', head .. cmsgpack.pack(changes))
 end
 
 -- Tie SRS id `id` to order `k`; move the orphan `order:<id>` in (arrival
--- order kept by the arrival numbers). True if any update moved.
-local function link(k, id, ttl)
+-- order kept by the arrival numbers). True if any update moved. `final`:
+-- whether `k` is finished (nil: look it up).
+local function link(k, id, ttl, final)
   local a = ak(id)
   if redis.call('GET', a) == k then return false end
   redis.call('SET', a, k)
@@ -194,63 +206,91 @@ local function link(k, id, ttl)
     end
     drop(orphan)
   end
-  if redis.call('HEXISTS', rk(k), 'final_at') == 1 then expire_all(k, ttl) end
+  if final == nil then final = redis.call('HEXISTS', rk(k), 'final_at') == 1 end
+  if final then expire_all(k, ttl) end
   return moved
 end
 """
 )
 
-# ARGV: 2 instance, 3 write id, 4 fallback key, 5 look up alias ('1'),
-# 6 SRS order id, 7 link ('1'), 8 replay marker, 9 body, 10 final ('1'),
-# 11 now, 12 horizon, 13 max_updates, 14 max_unknown, 15 ttl
+# ARGV[2]: msgpack [instance, write id, max_updates, max_unknown, ttl, records];
+# a record: [fallback key, look up alias, SRS order id, link, replay marker,
+# body, final, now, horizon] (flags are booleans, times text). Each record is
+# its own step, in order: one that fails is answered with its error and the
+# others still run. ONE publish for all of them, after the last. Answer:
+# msgpack, per record [1 new / 0 replay / 2 over the cap, key, merged,
+# unknown orders dropped, finished orders swept] or [-1, error text].
 _RECORD: Final = (
     _PRELUDE
     + """
-local key = ARGV[4]
-if ARGV[5] == '1' then
-  local alias = redis.call('GET', ak(ARGV[6]))
-  if alias then key = alias end
-end
-local swept = sweep(ARGV[12])
-local row = rk(key)
-local known = redis.call('HGET', row, 'known')
-local dropped = {}
-if not known then
-  redis.call('HSET', row, 'known', '0', 'seen', ARGV[11])
-  redis.call('ZADD', UNKNOWN, redis.call('INCR', SEQ), key)
-  local excess = redis.call('ZCARD', UNKNOWN) - tonumber(ARGV[14])
-  if excess > 0 then
-    for _, k in ipairs(redis.call('ZRANGE', UNKNOWN, 0, excess)) do
-      if k ~= key and #dropped < excess then
-        drop(k)
-        table.insert(dropped, k)
+local function record(r, max_updates, max_unknown, ttl)
+  local key = r[1]
+  if r[2] then
+    local alias = redis.call('GET', ak(r[3]))
+    if alias then key = alias end
+  end
+  local swept = sweep(r[9])
+  local row = rk(key)
+  local f = redis.call('HMGET', row, 'known', 'order_id', 'final_at')
+  local known, final = f[1], f[3] ~= false
+  local dropped = {}
+  if not known then
+    redis.call('HSET', row, 'known', '0', 'seen', r[8])
+    redis.call('ZADD', UNKNOWN, redis.call('INCR', SEQ), key)
+    local excess = redis.call('ZCARD', UNKNOWN) - max_unknown
+    if excess > 0 then
+      for _, k in ipairs(redis.call('ZRANGE', UNKNOWN, 0, excess)) do
+        if k ~= key and #dropped < excess then
+          drop(k)
+          table.insert(dropped, k)
+        end
       end
     end
+    known = '0'
   end
-  known = '0'
-end
-local u = uk(key)
-if redis.call('ZSCORE', u, ARGV[8]) then return {key, 0, 0, dropped, swept} end
-if redis.call('ZCARD', u) >= tonumber(ARGV[13]) then
-  return {key, 2, 0, dropped, swept}
-end
-redis.call('ZADD', u, redis.call('INCR', SEQ), ARGV[8])
-redis.call('HSET', bk(key), ARGV[8], ARGV[9])
-if ARGV[10] == '1' and known == '1' and redis.call('HEXISTS', row, 'final_at') == 0 then
-  redis.call('HSET', row, 'final_at', ARGV[11])
-  redis.call('ZADD', FINISHED, ARGV[11], key)
-  redis.call('ZREM', OPEN, key)
-  expire_all(key, ARGV[15])
-end
-local merged = false
-if ARGV[7] == '1' then
-  if known == '1' and redis.call('HGET', row, 'order_id') ~= ARGV[6] then
-    redis.call('HSET', row, 'order_id', ARGV[6])
+  local u = uk(key)
+  -- Added unless a replay; taken out again if over the cap.
+  if redis.call('ZADD', u, 'NX', redis.call('INCR', SEQ), r[5]) == 0 then
+    return {0, key, false, dropped, swept}
   end
-  merged = link(key, ARGV[6], ARGV[15])
+  if redis.call('ZCARD', u) > max_updates then
+    redis.call('ZREM', u, r[5])
+    return {2, key, false, dropped, swept}
+  end
+  redis.call('HSET', bk(key), r[5], r[6])
+  if r[7] and known == '1' and not final then
+    redis.call('HSET', row, 'final_at', r[8])
+    redis.call('ZADD', FINISHED, r[8], key)
+    redis.call('ZREM', OPEN, key)
+    expire_all(key, ttl)
+    final = true
+  end
+  local merged = false
+  if r[4] then
+    if known == '1' and f[2] ~= r[3] then
+      redis.call('HSET', row, 'order_id', r[3])
+    end
+    merged = link(key, r[3], ttl, final)
+  end
+  return {1, key, merged, dropped, swept}
 end
-publish(ARGV[2], ARGV[3], key, {ARGV[9]}, merged)
-return {key, 1, merged and 1 or 0, dropped, swept}
+
+local h = cmsgpack.unpack(ARGV[2])
+local out, changes = {}, {}
+for i, r in ipairs(h[6]) do
+  local ok, res = pcall(record, r, h[3], h[4], h[5])
+  if ok then
+    out[i] = res
+    if res[1] == 1 then
+      table.insert(changes, {k = res[2], r = res[3], u = {r[6]}})
+    end
+  else
+    if type(res) == 'table' then res = res.err or 'script error' end
+    out[i] = {-1, tostring(res)}
+  end
+end
+if #changes > 0 then publish(h[1], h[2], changes) end
+return cmsgpack.pack(out)
 """
 )
 
@@ -304,7 +344,7 @@ index(key)
 local merged = false
 if ARGV[6] ~= '' and link(key, ARGV[6], ARGV[11]) then merged = true end
 if ARGV[7] ~= '' and link(key, ARGV[7], ARGV[11]) then merged = true end
-if merged then publish(ARGV[2], ARGV[3], key, nil, true) end
+if merged then publish(ARGV[2], ARGV[3], {{k = key, r = true}}) end
 return merged and 1 or 0
 """
 )
@@ -363,7 +403,15 @@ class _Message(msgspec.Struct, frozen=True):
     u: tuple[str, ...] = ()
 
 
-_message_decoder: Final = msgspec.json.Decoder(_Message)
+#: A published message is a list of changes: one write (a batch of records).
+_message_decoder: Final = msgspec.msgpack.Decoder(tuple[_Message, ...])
+_pack: Final = msgspec.msgpack.Encoder().encode
+_unpack: Final = msgspec.msgpack.Decoder().decode
+
+#: One record as the record script takes it (see ``_RECORD``).
+_RecordArgs = tuple[str, bool, str, bool, str, str, bool, str, str]
+#: A queued call: script, its arguments, its write id, who waits for it.
+_Call = tuple[str, Any, str | None, asyncio.Future[Any]]
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -499,12 +547,11 @@ class RedisStore(Listeners):
         self._writes = itertools.count()
         self._lost: collections.OrderedDict[str, None] = collections.OrderedDict()
         self._pool: BlockingConnectionPool | None = None
+        #: The writer's own connection (one round trip in flight at a time).
+        self._conn: AbstractConnection | None = None
         self._client: Redis | None = None
         self._sha: dict[str, str] = {}
-        self._queue: list[
-            tuple[str, list[str | bytes], str | None, asyncio.Future[Any]]
-        ]
-        self._queue = []
+        self._queue: list[_Call] = []
         self._writer: asyncio.Task[None] | None = None
         self._opening: asyncio.Lock | None = None
         self._closed = False
@@ -577,6 +624,9 @@ class RedisStore(Listeners):
             await asyncio.gather(listener, return_exceptions=True)
         client, self._client = self._client, None
         pool, self._pool = self._pool, None
+        conn, self._conn = self._conn, None
+        if conn is not None and pool is not None:
+            await pool.release(conn)
         if client is not None:
             await client.aclose()
         if pool is not None:
@@ -626,9 +676,10 @@ class RedisStore(Listeners):
         self._came_up()
         return result
 
-    async def _run(self, name: str, args: list[str | bytes], wid: str | None) -> Any:
+    async def _run(self, name: str, args: Any, wid: str | None) -> Any:
         """Run script ``name``: queued, and sent with the others queued meanwhile."""
-        await self.open()
+        if self._client is None:
+            await self.open()
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         self._queue.append((name, args, wid, future))
@@ -639,29 +690,91 @@ class RedisStore(Listeners):
     async def _drain(self) -> None:
         # One pipeline in flight; whatever queues meanwhile goes in the next
         # one: a burst of webhooks costs one round trip per batch, not each.
+        # Records queued next to each other go in ONE script call (one
+        # command to pack, one answer to parse, one message published).
         while self._queue:
             batch, self._queue = self._queue[:_BATCH], self._queue[_BATCH:]
+            # (script, its arguments, write id, who waits for it)
+            groups: list[tuple[str, Any, str | None, list[asyncio.Future[Any]]]] = []
+            size = 0  # bytes of updates in the last group
+            for name, args, wid, future in batch:
+                if name != "record":
+                    groups.append((name, args, wid, [future]))
+                    continue
+                size += len(args[5])
+                if groups and groups[-1][0] == "record" and size <= _GROUP_BYTES:
+                    groups[-1][1].append(args)
+                    groups[-1][3].append(future)
+                else:
+                    groups.append((name, [args], self._next_write(), [future]))
+                    size = len(args[5])
+            calls = [
+                (name, self._records(wid, args) if name == "record" else args)
+                for name, args, wid, _ in groups
+            ]
+            wids = [wid for _, _, wid, _ in groups]
             try:
-                results = await self._guard(
-                    self._pipeline([(name, args) for name, args, _, _ in batch]),
-                    [wid for _, _, wid, _ in batch],
+                results = await self._guard(self._pipeline(calls), wids)
+                for (name, _, _, futures), result in zip(groups, results, strict=True):
+                    self._answer(name, futures, result)
+            except Exception as exc:
+                error = (
+                    exc
+                    if isinstance(exc, SipsStoreError)
+                    else SipsStoreError(
+                        f"Redis store {self._shown}: {self._describe(exc)}"
+                    )
                 )
-            except SipsStoreError as exc:
                 for *_, future in batch:
                     if not future.done():
-                        future.set_exception(exc)
+                        future.set_exception(error)
+
+    def _records(
+        self, wid: str | None, records: list[_RecordArgs]
+    ) -> list[str | bytes]:
+        """The record script's arguments for ``records``, written as ``wid``."""
+        packed = (
+            self._instance,
+            wid,
+            self._max_updates,
+            self._max_unknown,
+            self._ttl,
+            records,
+        )
+        return [self.prefix, _pack(packed)]
+
+    def _failure(self, text: str) -> SipsStoreError:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return SipsStoreError(f"Redis store {self._shown}: {text}")
+
+    def _answer(
+        self, name: str, futures: list[asyncio.Future[Any]], result: Any
+    ) -> None:
+        """Give each caller of one script call its own answer (or error)."""
+        if isinstance(result, Exception):
+            error = self._failure(self._describe(result))
+            for future in futures:
+                if not future.done():
+                    future.set_exception(error)
+            return
+        if name != "record":
+            if not futures[0].done():
+                futures[0].set_result(result)
+            return
+        answers = _unpack(result)
+        if not isinstance(answers, list) or len(answers) != len(futures):
+            raise SipsStoreError(
+                f"Redis store {self._shown}: the record script gave "
+                f"{type(answers).__name__} for {len(futures)} records"
+            )
+        for future, answer in zip(futures, answers, strict=True):
+            if future.done():
                 continue
-            for (*_, future), result in zip(batch, results, strict=True):
-                if future.done():
-                    continue
-                if isinstance(result, Exception):
-                    future.set_exception(
-                        SipsStoreError(
-                            f"Redis store {self._shown}: {self._describe(result)}"
-                        )
-                    )
-                else:
-                    future.set_result(result)
+            if answer[0] == -1:
+                future.set_exception(self._failure(str(answer[1])))
+            else:
+                future.set_result(answer)
 
     async def _pipeline(self, calls: list[tuple[str, list[str | bytes]]]) -> list[Any]:
         """Each script call's answer (or its error), in one round trip."""
@@ -671,12 +784,12 @@ class RedisStore(Listeners):
         results: list[Any] = [None] * len(calls)
         todo = list(range(len(calls)))
         for _ in range(2):  # a second time after loading scripts Redis lacked
-            pipe = client.pipeline(transaction=False)
+            commands = []
             for i in todo:
                 name, args = calls[i]
                 sha = self._sha.get(name) or _SHA[name]
-                pipe.evalsha(sha, 0, *args)
-            answers = await pipe.execute(raise_on_error=False)
+                commands.append(("EVALSHA", sha, 0, *args))
+            answers = await self._send(commands)
             missing = []
             for i, answer in zip(todo, answers, strict=True):
                 results[i] = answer
@@ -688,6 +801,40 @@ class RedisStore(Listeners):
                 self._sha[name] = await client.script_load(_SOURCES[name])
             todo = missing
         return results
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Send ``commands`` at once on the writer's connection; their replies.
+
+        An error reply is returned in its place. Any other failure drops the
+        connection (its replies are lost) and raises; the next round trip
+        takes a fresh one. Only the writer task calls this: one at a time.
+        """
+        pool = self._pool
+        if pool is None:
+            raise SipsStoreError(f"Redis store {self._shown} is closed")
+        conn = self._conn
+        if conn is None:
+            conn = await pool.get_connection()  # type: ignore[no-untyped-call]
+            self._conn = conn
+        try:
+            # As the pool does on every hand-out: a link that dropped while
+            # idle (a restarted server) is reconnected before anything is sent.
+            await pool.ensure_connection(conn)
+            await conn.send_packed_command(
+                conn.pack_commands(commands), check_health=False
+            )
+            answers: list[Any] = []
+            for _ in commands:
+                try:
+                    answers.append(await conn.read_response())
+                except ResponseError as exc:
+                    answers.append(exc)
+            return answers
+        except BaseException:
+            self._conn = None
+            await conn.disconnect(nowait=True)
+            await pool.release(conn)
+            raise
 
     def _next_write(self) -> str:
         return str(next(self._writes))
@@ -756,12 +903,15 @@ class RedisStore(Listeners):
                 return  # told the listeners when the write returned
             del self._lost[wid]
         try:
-            message = _message_decoder.decode(body)
-            updates = tuple(decode_update(u) for u in message.u)
+            changes = [
+                Change(m.k, tuple(decode_update(u) for u in m.u), reload=m.r)
+                for m in _message_decoder.decode(body)
+            ]
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:
             logger.warning("ignored a malformed change on %s: %s", self._channel, exc)
             return
-        self.notify(Change(message.k, updates, reload=message.r))
+        for change in changes:
+            self.notify(change)
 
     # -- orders ----------------------------------------------------------------
 
@@ -861,31 +1011,19 @@ class RedisStore(Listeners):
 
     async def record(self, update: OrderUpdate) -> Recorded:
         tx, srs = update.transaction_id, update.order_id
-        wid = self._next_write()
         now = self._clock()
-        key, status, merged, unknown, finished = await self._run(
-            "record",
-            [
-                self.prefix,
-                self._instance,
-                wid,
-                order_key(update, None),
-                "1" if tx is None and srs is not None else "0",
-                srs or "",
-                "1" if tx is not None and srs is not None else "0",
-                replay_key(update),
-                encode_update(update),
-                "1" if update.is_final else "0",
-                repr(now),
-                repr(now - self._retention),
-                str(self._max_updates),
-                str(self._max_unknown),
-                self._ttl,
-            ],
-            wid,
+        args: _RecordArgs = (
+            order_key(update, None),
+            tx is None and srs is not None,
+            srs or "",
+            tx is not None and srs is not None,
+            replay_key(update),
+            encode_update(update).decode(),
+            update.is_final,
+            repr(now),
+            repr(now - self._retention),
         )
-        key = _text(key)
-        assert key is not None
+        status, key, merged, unknown, finished = await self._run("record", args, None)
         self._log_drops(unknown, finished)
         if status == 2:
             logger.warning(
@@ -896,7 +1034,7 @@ class RedisStore(Listeners):
             )
         if status != 1:
             return Recorded(key, False)
-        self.notify(Change(key, (update,), reload=bool(merged)))
+        self.notify(Change(key, (update,), reload=merged))
         return Recorded(key, True)
 
     async def history(self, key: str) -> list[OrderUpdate]:
