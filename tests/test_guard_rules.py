@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 import pytest
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from sips_async import SipsConfigError, WebhookConfig, WebhookVerificationError
 from sips_async.webhooks import sign_headers, verify, verify_signature
@@ -135,21 +137,43 @@ def test_a_body_of_exactly_the_limit_is_let_in() -> None:
         "application/cloudevents+json; charset=utf-8",
     ],
 )
-def test_json_content_types_with_parameters_are_let_in(ctype: str) -> None:
-    headers = {"Content-Type": ctype}
+@pytest.mark.parametrize("kind", ["dict", "aiohttp"])
+def test_json_content_types_with_parameters_are_let_in(ctype: str, kind: str) -> None:
+    headers = _headers(kind, {"content-type": ctype})
     assert (
         guard().check_request(headers, peer="127.0.0.1", token=HOOK_SECRET, length=2)
         is None
     )
 
 
-def test_a_non_json_content_type_is_refused() -> None:
-    headers = {"Content-Type": "text/plain; charset=utf-8"}
+def _headers(kind: str, values: dict[str, str]) -> Mapping[str, str]:
+    # A plain dict (another framework) or aiohttp's own headers: the guard
+    # reads each its own way; both must judge alike.
+    if kind == "dict":
+        return dict(values)
+    return CIMultiDictProxy(CIMultiDict(values))
+
+
+@pytest.mark.parametrize("kind", ["dict", "aiohttp"])
+@pytest.mark.parametrize(
+    "ctype", ["text/plain; charset=utf-8", "application/xml", "APPLICATION/JSONX"]
+)
+def test_a_non_json_content_type_is_refused(kind: str, ctype: str) -> None:
+    headers = _headers(kind, {"Content-Type": ctype})
     refused = guard().check_request(
         headers, peer="127.0.0.1", token=HOOK_SECRET, length=2
     )
     assert refused is not None
     assert refused.status == 415
+
+
+@pytest.mark.parametrize("kind", ["dict", "aiohttp"])
+def test_no_content_type_is_let_in(kind: str) -> None:
+    headers = _headers(kind, {"X-Other": "1"})
+    assert (
+        guard().check_request(headers, peer="127.0.0.1", token=HOOK_SECRET, length=2)
+        is None
+    )
 
 
 def test_repr_says_what_is_configured_and_nothing_secret() -> None:

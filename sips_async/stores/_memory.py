@@ -219,10 +219,12 @@ class MemoryStore(Listeners):
     # -- updates ---------------------------------------------------------------
 
     async def record(self, update: OrderUpdate) -> Recorded:
-        alias = None
-        if update.transaction_id is None and update.order_id is not None:
-            alias = self._aliases.get(update.order_id)
-        key = order_key(update, alias)
+        key = update.transaction_id
+        if key is None:
+            alias = None
+            if update.order_id is not None:
+                alias = self._aliases.get(update.order_id)
+            key = order_key(update, alias)
         order = self._orders.get(key)
         if order is None:
             order = self._orders[key] = _Order()
@@ -254,10 +256,12 @@ class MemoryStore(Listeners):
             now = order.final_at = self._clock()
             self._finished.append((now, key))
         merged = False
-        if update.transaction_id is not None and update.order_id is not None:
+        srs_id = update.order_id
+        if update.transaction_id is not None and srs_id is not None:
             if order.state is not None:
-                order.order_id = update.order_id
-            merged = self._link(key, order, update.order_id)
+                order.order_id = srs_id
+            if self._aliases.get(srs_id) != key:  # linked already, usually
+                merged = self._link(key, order, srs_id)
         self.notify(Change(key, (update,), reload=merged))
         if self._finished:
             self._expire()

@@ -66,6 +66,7 @@ class _Plain(msgspec.Struct, rename="camel", gc=False):
 _plain_decoder: Final = msgspec.json.Decoder(_Plain)
 _UTC: Final = dt.UTC
 _now: Final = dt.datetime.now
+_fromisoformat: Final = dt.datetime.fromisoformat
 
 
 def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> OrderUpdate:
@@ -102,6 +103,16 @@ def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> Orde
     error_code = (v.strip() or None) if v else None
     v = event.error_message
     error_message = (v.strip() or None) if v else None
+    v = event.event_date_time
+    occurred_at = None
+    if v:
+        try:
+            occurred_at = _fromisoformat(v)  # SRS's usual form, as is
+        except ValueError:
+            occurred_at = parse_event_time(v)
+        else:
+            if occurred_at.tzinfo is None:
+                occurred_at = occurred_at.replace(tzinfo=_UTC)
     return OrderUpdate(
         event_id=event_id,
         event_type=event_type.upper(),
@@ -110,7 +121,7 @@ def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> Orde
         transaction_id=transaction_id,
         order_id=order_id,
         po_number=po_number,
-        occurred_at=parse_event_time(event.event_date_time),
+        occurred_at=occurred_at,
         received_at=received_at or _now(_UTC),
         error_code=error_code,
         error_message=error_message,

@@ -26,6 +26,8 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Final, NamedTuple
 
+from multidict import CIMultiDict, CIMultiDictProxy
+
 from ..errors import SipsConfigError, WebhookVerificationError
 
 if TYPE_CHECKING:
@@ -281,13 +283,23 @@ _BAD_SECRET: Final = Refusal(401, "missing or wrong secret")
 _NOT_FOUND: Final = Refusal(404, "not found")
 
 
+_MULTIDICTS: Final = (CIMultiDictProxy, CIMultiDict)
+
+
 def _not_json(headers: Mapping[str, str]) -> bool:
     # SRS's content type is not documented: none at all is let through (the
     # body must still decode as JSON), a non-JSON one is refused.
-    values = header_lines(headers, "Content-Type")
-    if not values:
-        return False
-    ctype = values[0].split(";", 1)[0].strip().lower()
+    if isinstance(headers, _MULTIDICTS):
+        # aiohttp's headers: case-insensitive already; get() is the first line.
+        first = headers.get("Content-Type")
+        if first is None or first == "application/json":  # SRS's, usually
+            return False
+    else:
+        values = header_lines(headers, "Content-Type")
+        if not values:
+            return False
+        first = values[0]
+    ctype = first.split(";", 1)[0].strip().lower()
     return ctype != "application/json" and not ctype.endswith("+json")
 
 
@@ -318,6 +330,11 @@ class Guard:
             f"<Guard secret={self._secret is not None} "
             f"signing_keys={len(self._keys)} allowed={len(self._allowed)}>"
         )
+
+    @property
+    def signed(self) -> bool:
+        """Whether :meth:`check_body` checks a signature (signing secrets set)."""
+        return bool(self._keys)
 
     @property
     def needs_peer(self) -> bool:

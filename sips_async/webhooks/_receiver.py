@@ -359,17 +359,18 @@ class WebhookReceiver:
         if pool is None:
             return await self._handle(request, token)
         # Headers are in: the connection's header deadline no longer applies.
-        transport = request.transport
-        tracked = pool.busy(transport)
+        conn = pool.busy(request.transport)
         try:
             return await self._handle(request, token)
         finally:
-            if tracked:
-                pool.idle(transport)
+            if conn is not None:
+                pool.idle(conn)
 
     async def _handle(
         self, request: web.BaseRequest, token: str | None
     ) -> web.StreamResponse:
+        # Every webhook runs through here: the usual case (a small body
+        # already in, no signature) is written out inline, few calls.
         headers = request.headers
         guard = self._guard
         refusal = guard.check_request(
@@ -381,12 +382,14 @@ class WebhookReceiver:
         )
         if refusal is None:
             body = await self._read(request)
-            if not isinstance(body, Refusal):
-                # The request-level checks ran before the body was read.
-                refusal = guard.check_body(body, headers, now=self._clock())
+            if type(body) is bytes:
+                if guard.signed:  # the request-level checks ran already
+                    refusal = guard.check_body(body, headers, now=self._clock())
                 if refusal is None:
-                    return self._response(await self._record(body))
+                    status, answer = await self._record(body)
+                    return web.Response(status=status, body=answer, content_type=_JSON)
             else:
+                assert isinstance(body, Refusal)
                 refusal = body
         if refusal.status in _CLOSE_AFTER:
             # The rest of the body is not wanted: tell aiohttp not to read
@@ -469,10 +472,10 @@ class WebhookReceiver:
         try:
             # Usually the whole (small) body is in already: no timer, no loop.
             first = content.read_nowait(_READ_SIZE)
+            if content.at_eof():
+                return first if len(first) <= cap else TOO_LARGE
             if len(first) > cap:
                 return TOO_LARGE
-            if content.at_eof():
-                return first
             chunks = [first]
             total = len(first)
             async with asyncio.timeout(self._cfg.body_timeout):

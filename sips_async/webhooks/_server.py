@@ -98,11 +98,12 @@ class _Connection(asyncio.Protocol):
         self._inner.connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
-        if self._inner is None:
+        inner = self._inner
+        if inner is None:
             return
-        if self.phase == _IDLE:
-            self._pool.receiving(self)
-        self._inner.data_received(data)
+        if self.phase == _IDLE:  # a request starts: its headers are timed
+            self.phase, self.since = _HEAD, self._pool.clock()
+        inner.data_received(data)
 
     def eof_received(self) -> bool | None:
         return self._inner.eof_received() if self._inner is not None else None
@@ -138,6 +139,7 @@ class ConnectionPool:
         "_max",
         "_period",
         "_sweeper",
+        "clock",
         "evicted",
         "refused",
         "timed_out",
@@ -151,6 +153,8 @@ class ConnectionPool:
         keepalive_timeout: float,
     ) -> None:
         self._loop = asyncio.get_running_loop()
+        #: The loop's clock (what the deadlines are in).
+        self.clock = self._loop.time
         self._max = max_connections
         self._header_timeout = header_timeout
         self._keepalive_timeout = keepalive_timeout
@@ -190,23 +194,19 @@ class ConnectionPool:
             self._sweeper = self._loop.call_later(self._period, self._sweep)
         return True
 
-    def receiving(self, conn: _Connection) -> None:
-        """First bytes of a request: the headers must be complete in time."""
-        conn.phase, conn.since = _HEAD, self._loop.time()
+    def busy(self, transport: asyncio.BaseTransport | None) -> _Connection | None:
+        """A request's headers are in: no deadline here (the body has its own).
 
-    def busy(self, transport: asyncio.BaseTransport | None) -> bool:
-        """A request's headers are in: no deadline here (the body has its own)."""
-        conn = self._by_transport.get(transport) if transport is not None else None
-        if conn is None:
-            return False
-        conn.phase = _BUSY
-        return True
-
-    def idle(self, transport: asyncio.BaseTransport | None) -> None:
-        """A request is answered: the connection may wait for the next one."""
+        Returns the connection, to hand to :meth:`idle` once answered.
+        """
         conn = self._by_transport.get(transport) if transport is not None else None
         if conn is not None:
-            conn.phase, conn.since = _IDLE, self._loop.time()
+            conn.phase = _BUSY
+        return conn
+
+    def idle(self, conn: _Connection) -> None:
+        """A request is answered: the connection may wait for the next one."""
+        conn.phase, conn.since = _IDLE, self.clock()
 
     def remove(self, conn: _Connection) -> None:
         if conn.transport is not None and (
