@@ -132,3 +132,29 @@ def test_the_string_fast_path_and_the_lenient_path_agree(lenient: str | None) ->
         "raw": b"",
         "source": "webhook",
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-05-20T14:03:11",
+        "2026-05-20T14:03",
+        "2026-05-20",
+        "2026-05-20 14:03:11.5",
+        "2026-05-20T14:03:11Z",
+        " 2026-05-20T14:03:11 ",
+        "2026-05-20T14:03:11+02:00",
+        "2026-05-20T14:03:11-05:00",
+        "yesterday",
+        "",
+    ],
+)
+def test_the_decoder_reads_event_times_as_parse_event_time_does(text: str) -> None:
+    # decode_event reads the usual (naive) form inline; every form must come
+    # out as parse_event_time says, offsets kept.
+    got = decode_event(event_body(transaction_id="T-1", when=text)).occurred_at
+    expected = parse_event_time(text)
+    assert got == expected
+    if expected is not None:
+        assert got is not None
+        assert got.utcoffset() == expected.utcoffset()

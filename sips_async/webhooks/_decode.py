@@ -107,11 +107,14 @@ def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> Orde
     occurred_at = None
     if v:
         try:
-            occurred_at = _fromisoformat(v)  # SRS's usual form, as is
+            # SRS's usual form is naive, taken as UTC: saying so in the text
+            # is cheaper than replace() afterwards. Anything else (an offset,
+            # Z, spaces) fails here and is read the general way.
+            occurred_at = _fromisoformat(v + "+00:00")
         except ValueError:
             occurred_at = parse_event_time(v)
         else:
-            if occurred_at.tzinfo is None:
+            if occurred_at.tzinfo is None:  # a date only: "+00:00" read as time
                 occurred_at = occurred_at.replace(tzinfo=_UTC)
     return OrderUpdate(
         event_id=event_id,
