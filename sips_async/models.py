@@ -287,16 +287,24 @@ class OrderStatus(enum.StrEnum):
         """Map status text to a member, case and spacing aside; else keep it."""
         if text is None:
             return None
-        member = _STATUS_EXACT.get(text)  # SRS's own spelling: no folding
-        if member is None:
+        parsed = _PARSED.get(text)  # SRS uses a handful of texts
+        if parsed is None:
             member = _STATUS_LOOKUP.get(" ".join(text.split()).casefold())
-        return member if member is not None else text
+            parsed = member if member is not None else text
+            if len(_PARSED) >= _PARSED_MAX:
+                _PARSED.clear()
+            _PARSED[text] = parsed
+        return parsed
 
 
 _STATUS_LOOKUP: Final[dict[str, OrderStatus]] = {
     s.value.casefold(): s for s in OrderStatus
 }
 _STATUS_EXACT: Final[dict[str, OrderStatus]] = {s.value: s for s in OrderStatus}
+#: Texts already parsed (members by their own spelling first), bounded:
+#: cleared when full, then refilled from the lookup above.
+_PARSED: Final[dict[str, OrderStatus | str]] = dict(_STATUS_EXACT)
+_PARSED_MAX: Final = 256
 
 #: Statuses after which SRS sends nothing more that changes the order's fate.
 FINAL_STATUSES: Final[frozenset[OrderStatus]] = frozenset(

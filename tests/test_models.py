@@ -370,3 +370,16 @@ def test_is_final_follows_final_statuses_and_rejections(
         event_id="1", event_type=event_type, status=status, event_status="Rejected"
     )
     assert said.is_final is (expected or event_type == "OA")
+
+
+def test_status_parsing_is_cached_within_a_bound() -> None:
+    from sips_async.models import _PARSED, _PARSED_MAX
+
+    for i in range(3 * _PARSED_MAX):  # a sender inventing statuses
+        assert OrderStatus.parse(f"status {i}") == f"status {i}"
+        assert len(_PARSED) <= _PARSED_MAX
+    # Still right after the cache was cleared and refilled, both spellings.
+    assert OrderStatus.parse("Delivered") is OrderStatus.DELIVERED
+    assert OrderStatus.parse("  shipment   CREATED ") is OrderStatus.SHIPMENT_CREATED
+    assert OrderStatus.parse("  shipment   CREATED ") is OrderStatus.SHIPMENT_CREATED
+    assert OrderStatus.parse("Accepted") == "Accepted"

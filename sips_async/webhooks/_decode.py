@@ -13,7 +13,7 @@ from typing import Final
 
 import msgspec
 
-from ..models import _STATUS_EXACT, OrderStatus, OrderUpdate, WebhookEvent
+from ..models import OrderStatus, OrderUpdate, WebhookEvent
 
 __all__ = ["EventDecodeError", "decode_event", "parse_event_time"]
 
@@ -92,7 +92,7 @@ def decode_event(body: bytes, *, received_at: dt.datetime | None = None) -> Orde
     status_text = (v.strip() or None) if v else None
     status: OrderStatus | str | None = None
     if status_text is not None:
-        status = _STATUS_EXACT.get(status_text) or OrderStatus.parse(status_text)
+        status = OrderStatus.parse(status_text)
     v = event.subscriber_reference_num3
     transaction_id = (v.strip() or None) if v else None
     v = event.subscriber_reference_num2
