@@ -17,8 +17,6 @@ import random
 from collections.abc import Mapping
 from typing import Final
 
-import msgspec
-
 from ._auth import TokenManager
 from ._clock import SYSTEM_CLOCK, Clock
 from ._codec import error_from_response
@@ -91,22 +89,40 @@ def next_wait(
     return min(cap * draw, left)
 
 
-class _Call(msgspec.Struct, gc=False):
-    """One logical call: its arguments and its state across attempts.
+class _Call:
+    """One logical call: its arguments and its state across attempts."""
 
-    A Struct: built in C on every request, cheaper than a Python ``__init__``.
-    """
+    __slots__ = (
+        "attempt",
+        "json",
+        "method",
+        "order_sent",
+        "params",
+        "path",
+        "placed",
+        "started",
+        "timeout",
+    )
 
-    method: str
-    path: str
-    json: bytes | None
-    timeout: float
-    started: float
-    params: Mapping[str, str] | None = None
-    attempt: int = 0
-    order_sent: bool = False
-    #: Whether an attempt so far may have placed the order.
-    placed: bool = False
+    def __init__(
+        self,
+        method: str,
+        path: str,
+        json: bytes | None,
+        timeout: float,
+        started: float,
+        params: Mapping[str, str] | None = None,
+    ) -> None:
+        self.method = method
+        self.path = path
+        self.params = params
+        self.json = json
+        self.timeout = timeout
+        self.attempt = 0
+        self.order_sent = False
+        #: Whether an attempt so far may have placed the order.
+        self.placed = False
+        self.started = started
 
 
 class Requester:
