@@ -63,10 +63,21 @@ class TokenManager:
         state = "cached" if self._token else "empty"
         return f"<TokenManager {state}>"
 
-    async def token(self) -> str:
-        """Return a valid token, fetching one if none is cached or it is due."""
+    def cached(self) -> str | None:
+        """The cached token while it is not due for refresh, else ``None``.
+
+        No I/O and no await: the hot path of every request; :meth:`token`
+        is needed only when this gives ``None``.
+        """
         token = self._token
         if token is not None and self._clock.monotonic() < self._refresh_at:
+            return token
+        return None
+
+    async def token(self) -> str:
+        """Return a valid token, fetching one if none is cached or it is due."""
+        token = self.cached()
+        if token is not None:
             return token
         inflight = self._inflight
         if inflight is None:

@@ -161,31 +161,21 @@ class Requester:
                 is re-sent only as ``RetryConfig.submit`` allows.
         """
         clock = self._clock
-        cfg = self._retry
         call = _Call(method, path, json, timeout, clock.monotonic(), params)
         try:
             while True:
+                call.attempt += 1
                 try:
-                    return await self._attempt(call)
-                except RETRYABLE as exc:
-                    if not should_retry(
-                        exc,
-                        places_order=places_order,
-                        order_sent=call.order_sent,
-                        cfg=cfg,
-                    ):
-                        raise
-                    elapsed = clock.monotonic() - call.started
-                    wait = next_wait(
-                        exc,
-                        attempt=call.attempt,
-                        elapsed=elapsed,
-                        cfg=cfg,
-                        draw=_rng.uniform(0.0, 1.0),
-                    )
+                    return await self._send(call)
+                except SipsError as exc:
+                    # A failure before the order request left (the token)
+                    # places nothing; after it, the pure policy in _outcome
+                    # decides.
+                    if call.order_sent and maybe_placed(exc):
+                        call.placed = True
+                    wait = self._retry_wait(call, exc, places_order)
                     if wait is None:
                         raise
-                    _log_retry(call, wait, elapsed, exc)
                 await clock.sleep(wait)
         except SipsError as exc:
             if places_order:
@@ -194,22 +184,34 @@ class Requester:
                 exc.maybe_placed = call.placed
             raise
 
-    async def _attempt(self, call: _Call) -> Response:
-        call.attempt += 1
-        try:
-            return await self._send(call)
-        except SipsError as exc:
-            # A failure before the order request left (the token) places
-            # nothing; after it, the pure policy in _outcome decides.
-            if call.order_sent and maybe_placed(exc):
-                call.placed = True
-            raise
+    def _retry_wait(
+        self, call: _Call, exc: SipsError, places_order: bool
+    ) -> float | None:
+        """Seconds to wait before the next attempt, or ``None`` to give up."""
+        cfg = self._retry
+        if not should_retry(
+            exc, places_order=places_order, order_sent=call.order_sent, cfg=cfg
+        ):
+            return None
+        elapsed = self._clock.monotonic() - call.started
+        wait = next_wait(
+            exc,
+            attempt=call.attempt,
+            elapsed=elapsed,
+            cfg=cfg,
+            draw=_rng.uniform(0.0, 1.0),
+        )
+        if wait is not None:
+            _log_retry(call, wait, elapsed, exc)
+        return wait
 
     async def _send(self, call: _Call) -> Response:
         method, path = call.method, call.path
+        auth = self._auth
         for refreshed in (False, True):
             call.order_sent = False
-            token = await self._auth.token()
+            # The cached token needs no await (one coroutine less per call).
+            token = auth.cached() or await auth.token()
             call.order_sent = True
             resp = await self._transport.send(
                 method,
@@ -224,7 +226,7 @@ class Requester:
                 break
             # A 401 is answered before the request is handled: refresh the
             # token once and repeat once; a second 401 is final.
-            self._auth.invalidate(token)
+            auth.invalidate(token)
         if resp.status >= 400:
             raise error_from_response(
                 resp.status,
@@ -232,7 +234,7 @@ class Requester:
                 resp.headers,
                 method=method,
                 path=path,
-                secrets=(token, *self._auth.secrets()),
+                secrets=(token, *auth.secrets()),
             )
         return resp
 

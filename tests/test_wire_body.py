@@ -22,7 +22,18 @@ from sips_async import (
     ShipTo,
     SipsValidationError,
 )
-from sips_async._codec import encode_order
+from sips_async._codec import (
+    _encode_checked,
+    _LineWire,
+    _LineWireChecked,
+    _OrderWire,
+    _OrderWireChecked,
+    _OrderWireCheckedWithShipTo,
+    _OrderWireWithShipTo,
+    encode_order,
+)
+from sips_async.models import REQUIRED_FIELDS, REQUIRED_LINE_FIELDS
+from tests.factories import make_order
 
 #: SRS's Submit Order V2 example body (srs-api.md 3.1; the contact address's
 #: values other than "Utah" are not legible in the stored copy: ours).
@@ -251,3 +262,100 @@ def test_the_minimal_body_sends_only_what_the_order_sets() -> None:
     with pytest.raises(FieldsMissingError) as info:
         encode_order(order)
     assert info.value.fields == ("jobAccountNumber",)
+
+
+# --------------------------------------------------------------------------
+# The one-conversion path (encode_order's fast path) against the checks
+# --------------------------------------------------------------------------
+
+
+def _checked_path(order: OrderRequest) -> bytes:
+    """What encode_order sends when its fast path is skipped."""
+    return _encode_checked(order, msgspec.to_builtins(order), "documented")
+
+
+@pytest.mark.parametrize(
+    ("plain", "checked", "required"),
+    [
+        (_OrderWire, _OrderWireChecked, REQUIRED_FIELDS),
+        (_OrderWireWithShipTo, _OrderWireCheckedWithShipTo, REQUIRED_FIELDS),
+        (_LineWire, _LineWireChecked, REQUIRED_LINE_FIELDS),
+    ],
+)
+def test_the_checked_structs_differ_only_in_requiring_the_required_fields(
+    plain: type[msgspec.Struct],
+    checked: type[msgspec.Struct],
+    required: tuple[str, ...],
+) -> None:
+    ours = msgspec.structs.fields(checked)
+    theirs = msgspec.structs.fields(plain)
+    assert [f.encode_name for f in ours] == [f.encode_name for f in theirs]
+    for mine, base in zip(ours, theirs, strict=True):
+        if mine.encode_name in required:
+            assert mine.required, mine.encode_name
+        else:
+            assert (mine.default, mine.default_factory) == (
+                base.default,
+                base.default_factory,
+            ), mine.encode_name
+
+
+@pytest.mark.parametrize(
+    "order",
+    [
+        example_order(),
+        make_order(),
+        make_order(ship_to_sequence_number=4),
+        make_order(ship_to=None, po_details=None, account_number=None),
+        make_order(
+            order_line_item_details=[
+                LineItem(product_id=1, quantity=2, uom="EA"),
+                LineItem(product_id=2, quantity=1, uom="SQ", price=0, option="N/A"),
+            ],
+            customer_contact_info=CustomerContactInfo(customer_contact_name="Jo"),
+        ),
+        # Whole floats: the fast conversion refuses them, the checks make ints.
+        make_order(
+            order_line_item_details=[
+                LineItem(product_id=1, quantity=3.0, uom="EA")  # type: ignore[arg-type]
+            ]
+        ),
+    ],
+    ids=["srs-example", "factory", "ship-to-seq", "sparse", "two-lines", "floats"],
+)
+def test_the_fast_path_sends_the_bytes_the_checks_send(order: OrderRequest) -> None:
+    assert encode_order(order) == _checked_path(order)
+
+
+_COMPLETE_LINE: Final = {"product_id": 75664, "quantity": 1, "uom": "SQ"}
+#: (attribute, its wire path, its empty values): a ``line.`` attribute is one
+#: of the line's.
+_REQUIRED_CASES: Final[list[tuple[str, str, tuple[Any, ...]]]] = [
+    ("source_system", "sourceSystem", (None, "")),
+    ("customer_code", "customerCode", (None, "")),
+    ("job_account_number", "jobAccountNumber", (None,)),
+    ("branch_code", "branchCode", (None, "")),
+    ("order_line_item_details", "orderLineItemDetails", (None, [])),
+    ("line.product_id", "orderLineItemDetails[0].productId", (None,)),
+    ("line.quantity", "orderLineItemDetails[0].quantity", (None,)),
+    ("line.uom", "orderLineItemDetails[0].uom", (None, "")),
+]
+
+
+@pytest.mark.parametrize(
+    ("field", "wire", "empty"),
+    [(f, w, e) for f, w, empties in _REQUIRED_CASES for e in empties],
+)
+def test_each_required_field_alone_is_named_when_missing(
+    field: str, wire: str, empty: Any
+) -> None:
+    # One field missing from an otherwise complete order: the fast path must
+    # not let it through.
+    if field.startswith("line."):
+        line = {**_COMPLETE_LINE, field.removeprefix("line."): empty}
+        order = make_order(order_line_item_details=[LineItem(**line)])
+    else:
+        order = make_order(**{field: empty})
+    with pytest.raises(FieldsMissingError) as info:
+        encode_order(order)
+    assert info.value.fields == (wire,)
