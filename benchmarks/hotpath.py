@@ -119,6 +119,12 @@ class _Client(asyncio.Protocol):
             return
         self._transport.write(request)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self._done.done():  # closed by the server: say so, never hang
+            self._done.set_exception(
+                RuntimeError(f"the receiver closed a connection: {exc!r}")
+            )
+
     def data_received(self, data: bytes) -> None:
         self._buffer += data
         while (end := self._buffer.find(b"\r\n\r\n")) >= 0:
@@ -153,7 +159,8 @@ async def _server(side: str, count: int, profile: cProfile.Profile | None) -> fl
     started = time.process_time()
     for future in done:
         await loop.create_connection(partial(_Client, pending, future), host, int(port))
-    await asyncio.gather(*done)
+    async with asyncio.timeout(300):  # bounded, whatever happens
+        await asyncio.gather(*done)
     cpu = time.process_time() - started
     if profile is not None:
         profile.disable()
