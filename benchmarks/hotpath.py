@@ -30,7 +30,7 @@ import pstats
 import time
 from collections.abc import Iterator, Sequence
 from functools import partial
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from sips_async import PendingOrder, WebhookConfig, WebhookReceiver
 from sips_async.webhooks._decode import decode_event
@@ -105,8 +105,8 @@ class _Client(asyncio.Protocol):
         self._transport: asyncio.Transport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # (uvloop's transports are no asyncio.Transport subclass.)
+        self._transport = cast(asyncio.Transport, transport)
         self._next()
 
     def _next(self) -> None:
