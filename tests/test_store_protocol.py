@@ -339,6 +339,40 @@ async def test_finished_orders_are_kept_for_the_retention_then_dropped(
     )
 
 
+async def test_settled_orders_start_their_retention_when_settled(
+    backend: Backend,
+) -> None:
+    # A synchronous submit placed, or a request that never reached SRS:
+    # nothing will settle them further, so they must not be kept forever.
+    clock = Clock()
+    async with opened(backend, clock=clock, retention=100.0) as store:
+        for key in ("placed", "failed", "queued", "uncertain"):
+            await store.begin(key)
+        await store.settle("placed", OrderState.PLACED, order_id="88")
+        await store.settle("failed", OrderState.FAILED, error="refused")
+        await store.settle("queued", OrderState.QUEUED, order_id="89")
+        await store.settle("uncertain", OrderState.UNCERTAIN, error="reset")
+        settled_at = dt.datetime.fromtimestamp(clock.now, UTC)
+        for key in ("placed", "failed"):
+            row = await store.get(key)
+            assert row is not None and row.final_at == settled_at, key
+            assert not row.outstanding
+        for key in ("queued", "uncertain"):
+            row = await store.get(key)
+            assert row is not None and row.final_at is None and row.outstanding
+        clock.now += 99
+        await store.begin("tick-1")
+        assert await store.get("placed") is not None
+        clock.now += 1_000_000
+        await store.begin("tick-2")  # any write sweeps
+        assert await store.get("placed") is None
+        assert await store.get("failed") is None
+        assert await store.get("queued") is not None
+        assert await store.get("uncertain") is not None
+        # A later update for the placed order is kept as an unknown order's.
+        assert (await store.record(update(tx="placed", event_id="late"))).new
+
+
 async def test_updates_of_unknown_orders_are_capped_by_count(
     backend: Backend, caplog: pytest.LogCaptureFixture
 ) -> None:

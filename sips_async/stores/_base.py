@@ -85,6 +85,11 @@ class OrderState(enum.StrEnum):
     TRACKED = "tracked"
 
 
+#: States SRS's answer (or a failure before sending) settles for good: a
+#: synchronous submit placed, or a request that never reached SRS. Their
+#: retention starts when they are settled, as a final update's does.
+SETTLED_STATES: Final = frozenset({OrderState.PLACED, OrderState.FAILED})
+
 #: States in which an order not yet final is still outstanding.
 OUTSTANDING_STATES: Final = frozenset(
     {OrderState.SENDING, OrderState.QUEUED, OrderState.UNCERTAIN, OrderState.TRACKED}
@@ -104,7 +109,9 @@ class TrackedOrder(msgspec.Struct, frozen=True, kw_only=True):
     queue_id: str | None = None
     #: Why the request failed, when it did (redacted text, no secrets).
     error: str | None = None
-    #: When a final update was recorded (``None`` while the order is open).
+    #: When the order's fate was settled: a final update recorded, or a
+    #: synchronous submit placed, or a request that never reached SRS
+    #: (``None`` while the order is open). Retention counts from here.
     final_at: dt.datetime | None = None
 
     @property

@@ -16,6 +16,7 @@ from ._base import (
     DEFAULT_MAX_UPDATES,
     DEFAULT_RETENTION,
     OUTSTANDING_STATES,
+    SETTLED_STATES,
     Change,
     Listeners,
     OrderState,
@@ -190,6 +191,10 @@ class MemoryStore(Listeners):
         order.order_id = order.order_id or order_id
         order.queue_id = queue_id or order.queue_id
         order.error = error
+        if state in SETTLED_STATES and order.final_at is None:
+            # Placed, or provably never sent: retention starts now.
+            now = order.final_at = self._clock()
+            self._finished.append((now, transaction_id))
         merged = False
         if order_id:
             merged = self._link(transaction_id, order, order_id)

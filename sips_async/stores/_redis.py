@@ -344,6 +344,15 @@ index(key)
 local merged = false
 if ARGV[6] ~= '' and link(key, ARGV[6], ARGV[11]) then merged = true end
 if ARGV[7] ~= '' and link(key, ARGV[7], ARGV[11]) then merged = true end
+-- Placed synchronously, or provably never sent: nothing more will settle
+-- it, so its retention starts now (as a final update's does).
+if (ARGV[5] == 'placed' or ARGV[5] == 'failed')
+    and redis.call('HEXISTS', row, 'final_at') == 0 then
+  redis.call('HSET', row, 'final_at', ARGV[10])
+  redis.call('ZADD', FINISHED, ARGV[10], key)
+  redis.call('ZREM', OPEN, key)
+  expire_all(key, ARGV[11])
+end
 if merged then publish(ARGV[2], ARGV[3], {{k = key, r = true}}) end
 return merged and 1 or 0
 """

@@ -27,6 +27,7 @@ from ._base import (
     DEFAULT_MAX_UPDATES,
     DEFAULT_RETENTION,
     OUTSTANDING_STATES,
+    SETTLED_STATES,
     Change,
     Listeners,
     OrderState,
@@ -454,8 +455,11 @@ class SqliteStore(Listeners):
             self._op_begin(db, now, key, None, state)
         db.execute(
             "UPDATE orders SET state = ?, order_id = COALESCE(order_id, ?), "
-            "queue_id = COALESCE(?, queue_id), error = ? WHERE key = ?",
-            (state.value, order_id, queue_id, error, key),
+            "queue_id = COALESCE(?, queue_id), error = ?, "
+            # Placed, or provably never sent: retention starts now.
+            "final_at = CASE WHEN ? THEN COALESCE(final_at, ?) ELSE final_at END "
+            "WHERE key = ?",
+            (state.value, order_id, queue_id, error, state in SETTLED_STATES, now, key),
         )
         merged = False
         for srs_id in (order_id, queue_id):
