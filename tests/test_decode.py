@@ -100,7 +100,7 @@ _FIELDS = {
     "eventType": " oa",
     "eventStatus": "  Shipment   Created ",
     "eventDateTime": " 2026-05-20T14:03:11Z ",
-    "subscriberReferenceNum": "",
+    "subscriberReferenceNum": " PO-7 ",
     "subscriberReferenceNum2": " 35818786",
     "subscriberReferenceNum3": "T-9 ",
     "errorCode": "   ",
@@ -124,7 +124,7 @@ def test_the_string_fast_path_and_the_lenient_path_agree(lenient: str | None) ->
         "status": OrderStatus.SHIPMENT_CREATED,
         "transaction_id": "T-9",
         "order_id": "35818786",
-        "po_number": None,
+        "po_number": "PO-7",
         "occurred_at": dt.datetime(2026, 5, 20, 14, 3, 11, tzinfo=dt.UTC),
         "received_at": when,
         "error_code": None,
@@ -158,3 +158,30 @@ def test_the_decoder_reads_event_times_as_parse_event_time_does(text: str) -> No
     if expected is not None:
         assert got is not None
         assert got.utcoffset() == expected.utcoffset()
+
+
+@pytest.mark.parametrize("event_id", ["5", 5])  # the string path, the lenient one
+def test_absent_fields_are_none_on_both_paths(event_id: str | int) -> None:
+    body = msgspec.json.encode({"eventId": event_id, "eventType": "OU"})
+    got = decode_event(body)
+    assert (got.event_id, got.event_type) == ("5", "OU")
+    assert (got.event_status, got.status, got.occurred_at) == (None, None, None)
+    assert (got.transaction_id, got.order_id, got.po_number) == (None, None, None)
+    assert (got.error_code, got.error_message) == (None, None)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"eventId": "5"},
+        {"eventType": "OA"},
+        {"eventId": 5},
+        {"eventType": "OA", "subscriberReferenceNum2": 7},
+        {"eventId": " ", "eventType": "OA", "subscriberReferenceNum2": 7},
+    ],
+)
+def test_each_of_event_type_and_event_id_is_required_on_both_paths(
+    doc: dict[str, object],
+) -> None:
+    with pytest.raises(EventDecodeError, match="eventType and eventId are required"):
+        decode_event(msgspec.json.encode(doc))
