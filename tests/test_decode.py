@@ -183,5 +183,15 @@ def test_absent_fields_are_none_on_both_paths(event_id: str | int) -> None:
 def test_each_of_event_type_and_event_id_is_required_on_both_paths(
     doc: dict[str, object],
 ) -> None:
-    with pytest.raises(EventDecodeError, match="eventType and eventId are required"):
+    with pytest.raises(EventDecodeError) as caught:
         decode_event(msgspec.json.encode(doc))
+    assert str(caught.value) == "eventType and eventId are required"
+
+
+def test_the_lenient_path_keeps_a_numeric_error_code_and_stamps_utc() -> None:
+    body = msgspec.json.encode(
+        {"eventId": 9, "eventType": "OA", "errorCode": 42, "eventStatus": "Failed"}
+    )
+    got = decode_event(body)
+    assert (got.event_id, got.error_code, got.rejected) == ("9", "42", True)
+    assert got.received_at.tzinfo is dt.UTC
