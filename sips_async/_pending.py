@@ -417,7 +417,6 @@ class PendingOrder:
             found = pick(entry.updates)
             if found is not None:
                 return found
-        poller = self._poller
         try:
             async with asyncio.timeout(timeout):
                 if not entry.loaded:
@@ -425,9 +424,10 @@ class PendingOrder:
                     found = pick(entry.updates)
                     if found is not None:
                         return found
-                if poller is None or poller.config is None:
+                watching = self._watching(entry)
+                if watching is _NOT_WATCHED:  # no context to enter: one layer less
                     return await self._next_match(pick, tracker, entry)
-                async with poller.watching(entry):
+                async with watching:
                     return await self._next_match(pick, tracker, entry)
         except TimeoutError as exc:
             if isinstance(exc, SipsError):

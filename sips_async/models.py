@@ -300,10 +300,9 @@ class OrderStatus(enum.StrEnum):
 _STATUS_LOOKUP: Final[dict[str, OrderStatus]] = {
     s.value.casefold(): s for s in OrderStatus
 }
-_STATUS_EXACT: Final[dict[str, OrderStatus]] = {s.value: s for s in OrderStatus}
 #: Texts already parsed (members by their own spelling first), bounded:
 #: cleared when full, then refilled from the lookup above.
-_PARSED: Final[dict[str, OrderStatus | str]] = dict(_STATUS_EXACT)
+_PARSED: Final[dict[str, OrderStatus | str]] = {s.value: s for s in OrderStatus}
 _PARSED_MAX: Final = 256
 
 #: Statuses after which SRS sends nothing more that changes the order's fate.

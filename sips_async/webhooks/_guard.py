@@ -63,10 +63,14 @@ class Refusal(NamedTuple):
 
 def secret_matches(provided: str | None, secret: str) -> bool:
     """Constant-time comparison of a presented secret with the configured one."""
+    return _matches(provided, _bytes(secret))
+
+
+def _matches(provided: str | None, expected: bytes) -> bool:
     if provided is None:
         return False
     # Header values may carry undecodable bytes (as surrogates): never a 500.
-    return hmac.compare_digest(_bytes(provided), _bytes(secret))
+    return hmac.compare_digest(_bytes(provided), expected)
 
 
 def _bytes(text: str) -> bytes:
@@ -358,9 +362,7 @@ class Guard:
                 return _NOT_ALLOWED
         if self._secret is not None:
             presented = token if token is not None else _header(headers, SECRET_HEADER)
-            if presented is None or not hmac.compare_digest(
-                _bytes(presented), self._secret_bytes
-            ):
+            if not _matches(presented, self._secret_bytes):
                 return _BAD_SECRET
         elif token is not None:
             return _NOT_FOUND
