@@ -6,7 +6,6 @@ import builtins
 import datetime as dt
 import logging
 import re
-import weakref
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Final
 
@@ -14,7 +13,7 @@ from ._codec import SubmitBody, decode_sales_order, decode_submit_result, encode
 from ._config import Endpoints
 from ._order_list import order_list_body
 from ._outcome import maybe_placed
-from ._pending import Entry, PendingOrder
+from ._pending import Owner, PendingOrder
 from ._poll import DEFAULT_CONCURRENCY, PollConfig, Poller, ReconcileReport
 from ._resource import decode_json, list_from_wire
 from ._retry import Requester
@@ -47,7 +46,7 @@ class OrdersResource:
         "_body",
         "_branches",
         "_endpoints",
-        "_handed_out",
+        "_owner",
         "_poller",
         "_requester",
         "_submit_timeout",
@@ -73,11 +72,6 @@ class OrdersResource:
         self._branches = branches
         self._body: SubmitBody = body
         self._requester = requester
-        # With a receiver shared with others, closing this client wakes only
-        # the orders it handed out; so it remembers them (weakly).
-        self._handed_out: weakref.WeakSet[Entry] | None = (
-            weakref.WeakSet() if tracker_shared else None
-        )
         self._endpoints = endpoints
         self._timeout = timeout
         self._submit_timeout = submit_timeout
@@ -89,6 +83,9 @@ class OrdersResource:
             timeout=timeout,
             tracker=tracker,
         )
+        # What this client's PendingOrders share. With a receiver shared with
+        # others, closing this client wakes only the orders it handed out.
+        self._owner = Owner(tracker, self._poller, shared=tracker_shared)
 
     async def submit(
         self,
@@ -178,8 +175,7 @@ class OrdersResource:
             await self._raise_problems(order)
         body = encode_order(order, body=self._body)
         key = order.transaction_id
-        entry = await self._tracker.expect(key, po_number=_po(order))
-        self._hand_out(entry)
+        entry = await self._tracker.register(key, po_number=_po(order))
         try:
             resp = await self._send(
                 key, self._endpoints.enqueue, body, timeout or self._timeout
@@ -193,15 +189,10 @@ class OrdersResource:
         except BaseException:
             # No PendingOrder holds the entry: let the tracker forget it
             # (the order itself stays in the store).
-            self._tracker.release(entry)
+            if entry is not None:
+                self._tracker.release(entry)
             raise
-        return PendingOrder(
-            key,
-            result=result,
-            tracker=self._tracker,
-            entry=entry,
-            poller=self._poller,
-        )
+        return PendingOrder._handed(key, result, self._owner, entry)
 
     async def _send(self, key: str, path: str, body: bytes, timeout: float) -> Response:
         try:
@@ -348,10 +339,7 @@ class OrdersResource:
         if not key:
             raise SipsValidationError("transaction_id is empty", field_path="id")
         entry = await self._tracker.attach(key)
-        self._hand_out(entry)
-        return PendingOrder(
-            key, tracker=self._tracker, entry=entry, poller=self._poller
-        )
+        return PendingOrder._handed(key, None, self._owner, entry)
 
     async def outstanding(self) -> AsyncIterator[PendingOrder]:
         """Every order not final yet, oldest first, history loaded.
@@ -397,14 +385,9 @@ class OrdersResource:
         """Stop polling (the client is closing)."""
         await self._poller.aclose()
 
-    def _hand_out(self, entry: Entry) -> None:
-        if self._handed_out is not None:
-            self._handed_out.add(entry)
-
     def close_handed_out(self) -> None:
         """Wake every waiter on orders this client handed out (client closing)."""
-        for entry in list(self._handed_out or ()):
-            entry.close()
+        self._owner.close()
 
 
 def _po(order: OrderRequest) -> str | None:

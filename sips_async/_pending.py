@@ -3,8 +3,11 @@
 An :class:`Entry` is the in-process view of one order: the updates the store
 holds for it and the waiters woken when that changes. The tracker keeps at
 most one entry per order (while a :class:`PendingOrder` holds it: the
-handles are counted, no weak reference per order) and feeds it from the store's change
-notifications; :class:`PendingOrder` is the caller's handle on it.
+handles are counted, no weak reference per order) and feeds it from the
+store's change notifications; :class:`PendingOrder` is the caller's handle on
+it. With a store that holds its orders in this process (``MemoryStore``), a
+pending order gets its entry only when first waited on: until then the
+store's row is the only per-order state besides the handle.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import weakref
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import TYPE_CHECKING, Final
 
@@ -29,7 +33,7 @@ if TYPE_CHECKING:
     from ._poll import Poller
     from .webhooks._tracker import Tracker
 
-__all__ = ["Entry", "PendingOrder"]
+__all__ = ["Entry", "Owner", "PendingOrder", "current"]
 
 _NO_RECEIVER: Final = (
     "no webhook receiver is configured: pass webhook=WebhookConfig(...) or a "
@@ -209,20 +213,25 @@ class Entry:
         self.loaded = True
 
     def current(self) -> OrderUpdate | None:
-        """The update with the latest ``eventDateTime`` (later arrival on ties).
+        """The update with the latest ``eventDateTime`` (see :func:`current`)."""
+        return current(self.updates)
 
-        Updates without a time only count while nothing timed was seen, so a
-        late, older update never moves the status backwards. A poll's update
-        (SRS's documents carry no status time) counts as of when SRS
-        answered: the status was true then.
-        """
-        best: OrderUpdate | None = None
-        best_at: dt.datetime | None = None
-        for update in self.updates:
-            at = _when(update)
-            if best is None or (at is not None and (best_at is None or at >= best_at)):
-                best, best_at = update, at
-        return best
+
+def current(updates: Sequence[OrderUpdate]) -> OrderUpdate | None:
+    """The update with the latest ``eventDateTime`` (later arrival on ties).
+
+    Updates without a time only count while nothing timed was seen, so a
+    late, older update never moves the status backwards. A poll's update
+    (SRS's documents carry no status time) counts as of when SRS
+    answered: the status was true then.
+    """
+    best: OrderUpdate | None = None
+    best_at: dt.datetime | None = None
+    for update in updates:
+        at = _when(update)
+        if best is None or (at is not None and (best_at is None or at >= best_at)):
+            best, best_at = update, at
+    return best
 
 
 def _when(update: OrderUpdate) -> dt.datetime | None:
@@ -234,6 +243,40 @@ def _when(update: OrderUpdate) -> dt.datetime | None:
         # compare with a poll's aware received_at instead of raising.
         at = at.replace(tzinfo=dt.UTC)
     return at
+
+
+class Owner:
+    """What the :class:`PendingOrder` handles one client hands out share.
+
+    The tracker and poller they wait through, and whether that client was
+    closed (with a receiver shared by several clients, closing one ends
+    only the waits on its own orders). One per client, not per order.
+    """
+
+    __slots__ = ("closed", "handed_out", "poller", "tracker")
+
+    def __init__(
+        self,
+        tracker: Tracker,
+        poller: Poller | None = None,
+        *,
+        shared: bool = False,
+    ) -> None:
+        self.tracker = tracker
+        self.poller = poller
+        #: Set when the client that handed these orders out was closed.
+        self.closed = False
+        # With a shared tracker, the entries this client's orders waited on
+        # (weakly): closing the client wakes them, and its waiters raise.
+        self.handed_out: weakref.WeakSet[Entry] | None = (
+            weakref.WeakSet() if shared else None
+        )
+
+    def close(self) -> None:
+        """Wake this client's waiters; they raise SipsClientClosedError."""
+        self.closed = True
+        for entry in list(self.handed_out or ()):
+            entry.wake()
 
 
 class PendingOrder:
@@ -250,7 +293,10 @@ class PendingOrder:
         done = await pending.wait_for(OrderStatus.DELIVERED, timeout=3600)
     """
 
-    __slots__ = ("_entry", "_poller", "_tracker", "result", "transaction_id")
+    # With an in-process store (MemoryStore) a PendingOrder holds no entry
+    # until it is first waited on: until then its updates are read from the
+    # store itself, so a pending order costs the store's row and this handle.
+    __slots__ = ("_entry", "_owner", "result", "transaction_id")
 
     def __init__(
         self,
@@ -264,18 +310,43 @@ class PendingOrder:
         self.transaction_id = transaction_id
         #: SRS's answer to the enqueue (``None`` for a re-attached order).
         self.result = result
-        self._tracker = tracker
-        self._entry = entry
-        self._poller = poller
+        self._owner = Owner(tracker, poller) if tracker is not None else None
+        self._entry: Entry | None = None
         if entry is not None:
-            entry.handles += 1
+            self._hold(entry)
+
+    @classmethod
+    def _handed(
+        cls,
+        transaction_id: str,
+        result: SubmitResult | None,
+        owner: Owner,
+        entry: Entry | None,
+    ) -> PendingOrder:
+        """One handle of a client's ``owner`` (the hot path of ``enqueue``)."""
+        pending = cls.__new__(cls)
+        pending.transaction_id = transaction_id
+        pending.result = result
+        pending._owner = owner
+        pending._entry = None
+        if entry is not None:
+            pending._hold(entry)
+        return pending
+
+    def _hold(self, entry: Entry) -> None:
+        entry.handles += 1
+        self._entry = entry
+        owner = self._owner
+        if owner is not None and owner.handed_out is not None:
+            owner.handed_out.add(entry)
 
     def __del__(self) -> None:
         entry: Entry | None = getattr(self, "_entry", None)
         if entry is not None:
             entry.handles -= 1
-            if entry.handles <= 0 and self._tracker is not None:
-                self._tracker.release(entry)
+            owner = self._owner
+            if entry.handles <= 0 and owner is not None:
+                owner.tracker.release(entry)
 
     def __repr__(self) -> str:
         status = self.status
@@ -284,22 +355,34 @@ class PendingOrder:
             f"status={status!s} updates={len(self.history)}>"
         )
 
+    def _updates(self) -> Sequence[OrderUpdate]:
+        """The updates known here: the entry's, or the in-process store's."""
+        entry = self._entry
+        if entry is not None:
+            return entry.updates
+        owner = self._owner
+        if owner is None:
+            return ()
+        return owner.tracker.peek(self.transaction_id) or ()
+
     @property
     def order_id(self) -> str | None:
         """SRS's order id, from the submit answer or a later update."""
         if self.result is not None and self.result.order_id:
             return self.result.order_id
-        return self._entry.order_id if self._entry is not None else None
+        if self._entry is not None:
+            return self._entry.order_id
+        return next((u.order_id for u in self._updates() if u.order_id), None)
 
     @property
     def history(self) -> list[OrderUpdate]:
         """Every update received so far, in arrival order (replays excluded)."""
-        return list(self._entry.updates) if self._entry is not None else []
+        return list(self._updates())
 
     @property
     def current(self) -> OrderUpdate | None:
         """The update with the latest ``eventDateTime``."""
-        return self._entry.current() if self._entry is not None else None
+        return current(self._updates())
 
     @property
     def status(self) -> OrderStatus | str | None:
@@ -310,13 +393,13 @@ class PendingOrder:
     @property
     def rejection(self) -> OrderUpdate | None:
         """The update that rejected the order, if its first outcome was one."""
-        outcome = _first_outcome(self.history)
+        outcome = _first_outcome(self._updates())
         return outcome if outcome is not None and _is_rejection(outcome) else None
 
     @property
     def is_final(self) -> bool:
         """Whether an update received so far ended the order."""
-        return any(u.is_final for u in self.history)
+        return any(u.is_final for u in self._updates())
 
     async def wait(self, timeout: float | None = None) -> OrderUpdate:
         """Wait for the first outcome of the queued order.
@@ -392,31 +475,49 @@ class PendingOrder:
 
     def _watching(self, entry: Entry) -> contextlib.AbstractAsyncContextManager[None]:
         """Poll SRS about the order while a caller waits (with a PollConfig)."""
-        if self._poller is None or self._poller.config is None:
+        poller = self._owner.poller if self._owner is not None else None
+        if poller is None or poller.config is None:
             return _NOT_WATCHED
-        return self._poller.watching(entry)
+        return poller.watching(entry)
 
     def _check_open(self, tracker: Tracker, entry: Entry) -> None:
-        if tracker.closed or entry.closed:
+        owner = self._owner
+        if tracker.closed or entry.closed or (owner is not None and owner.closed):
             raise SipsClientClosedError(
                 f"the client was closed while order {self.transaction_id} was awaited"
             )
 
-    def _require(self) -> tuple[Tracker, Entry]:
-        if self._tracker is None or self._entry is None or not self._tracker.fed:
+    def _fed(self) -> Tracker:
+        owner = self._owner
+        if owner is None or not owner.tracker.fed:
             raise SipsConfigError(_NO_RECEIVER)
-        return self._tracker, self._entry
+        return owner.tracker
+
+    def _require(self) -> tuple[Tracker, Entry]:
+        tracker = self._fed()
+        entry = self._entry
+        if entry is None:  # first wait on it: from now on it has an entry
+            entry = tracker.entry(self.transaction_id)
+            self._hold(entry)
+        return tracker, entry
 
     async def _wait(
         self,
         pick: Callable[[Sequence[OrderUpdate]], OrderUpdate | None],
         timeout: float | None,
     ) -> OrderUpdate:
-        tracker, entry = self._require()
-        if entry.loaded:  # already here (often, under load): no timer at all
+        entry = self._entry
+        if entry is None:
+            held = self._fed().peek(self.transaction_id)
+            if held is not None:  # the in-process store has it: no entry yet
+                found = pick(held)
+                if found is not None:
+                    return found
+        elif entry.loaded:  # already here (often, under load): no timer at all
             found = pick(entry.updates)
             if found is not None:
                 return found
+        tracker, entry = self._require()
         try:
             async with asyncio.timeout(timeout):
                 if not entry.loaded:

@@ -538,3 +538,45 @@ async def test_the_same_event_at_another_time_is_not_a_replay(backend: Backend) 
         assert (await store.record(update(event_id="same", minute=1))).new
         assert (await store.record(update(event_id="same", minute=2))).new
         assert ids(await store.history("tx-1")) == ["same", "same"]
+
+
+async def test_every_id_srs_gave_an_order_stays_linked(backend: Backend) -> None:
+    # Queue answers are usually one id twice; a later answer may add others.
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        await store.settle("tx-1", OrderState.QUEUED, order_id="A-1", queue_id="A-1")
+        await store.settle("tx-1", OrderState.QUEUED, order_id="B-1", queue_id="C-1")
+        for srs_id in ("A-1", "B-1", "C-1"):
+            got = await store.record(update(tx=None, order_id=srs_id))
+            assert got.key == "tx-1", srs_id
+        row = await store.get("tx-1")
+        assert row is not None
+        assert (row.state, row.order_id, row.queue_id) == (
+            OrderState.QUEUED,
+            "A-1",
+            "C-1",
+        )
+
+
+async def test_a_dropped_order_takes_its_links_along(backend: Backend) -> None:
+    clock = Clock()
+    async with opened(backend, clock=clock, retention=10.0) as store:
+        # A second order id; a second queue id replacing the first.
+        answers: dict[str, list[tuple[str, str | None]]] = {
+            "tx-1": [("A-1", "A-1"), ("B-1", None)],
+            "tx-3": [("A-3", "Q-3"), ("B-3", "C-3")],
+        }
+        for tx, settles in answers.items():
+            await store.begin(tx)
+            for order_id, queue_id in settles:
+                await store.settle(
+                    tx, OrderState.QUEUED, order_id=order_id, queue_id=queue_id
+                )
+            await store.record(update(tx=tx, event_type="DU", status="Delivered"))
+        clock.now += 60
+        await store.begin("tx-2")  # expires both
+        for tx in answers:
+            assert await store.get(tx) is None
+        for srs_id in ("A-1", "B-1", "A-3", "Q-3", "B-3", "C-3"):
+            got = await store.record(update(tx=None, order_id=srs_id))
+            assert got.key == f"order:{srs_id}"

@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
 from sips_async import OrderUpdate, SipsClientClosedError, SipsStoreError
-from sips_async.stores import Change, MemoryStore, OrderState
+from sips_async.stores import Change, MemoryStore, OrderState, SqliteStore
 from sips_async.webhooks import Tracker
 from sips_async.webhooks._decode import decode_event
 
@@ -168,8 +169,9 @@ async def test_settle_keeps_an_order_id_already_known() -> None:
     await tracker.close()
 
 
-async def test_load_reads_the_history_once() -> None:
-    store = MemoryStore()
+async def test_load_reads_the_history_once(tmp_path: Path) -> None:
+    # A durable store: the entry starts unloaded and load() reads it once.
+    store = SqliteStore(tmp_path / "orders.db")
     writer = Tracker(store)
     await writer.expect("T-2")
     await writer.record(update("T-2", "9"))
@@ -183,6 +185,20 @@ async def test_load_reads_the_history_once() -> None:
     entry.updates = ()
     await reader.load(entry)
     assert entry.updates == ()
+    await writer.close()
+
+
+async def test_an_in_process_store_loads_an_entry_when_it_is_made() -> None:
+    store = MemoryStore()
+    writer = Tracker(store)
+    await writer.expect("T-2")
+    await writer.record(update("T-2", "9"))
+    reader = Tracker(store)
+    entry = reader.entry("T-2")
+    assert entry.loaded
+    assert [u.event_id for u in entry.updates] == ["9"]
+    assert reader.peek("T-2") == entry.updates
+    assert reader.peek("T-3") == ()
     await writer.close()
 
 

@@ -32,6 +32,44 @@ __all__ = ["MemoryStore"]
 _EMPTY: Final[tuple[OrderUpdate, ...]] = ()
 
 
+class _Row(msgspec.Struct, gc=False):
+    """A sent order's row until it needs more: most pending orders stay one.
+
+    The SRS ids linked to it are its ``order_id`` and ``queue_id`` (SRS's
+    answer, usually one id twice). An update, a failure, a settled fate or
+    a second id turns it into an :class:`_Order` (:meth:`MemoryStore._full`),
+    so a pending order costs five fields, not ten. The properties answer
+    what an :class:`_Order` would hold: nothing yet. (``gc=False``: strings,
+    floats and an enum member never refer back.)
+    """
+
+    state: OrderState
+    created: float
+    po_number: str | None = None
+    order_id: str | None = None
+    queue_id: str | None = None
+
+    @property
+    def error(self) -> str | None:
+        return None
+
+    @property
+    def final_at(self) -> float | None:
+        return None
+
+    @property
+    def updates(self) -> tuple[OrderUpdate, ...] | None:
+        return None
+
+    @property
+    def replays(self) -> tuple[str, ...] | None:
+        return None
+
+    def linked(self) -> tuple[str, ...]:
+        ids = self.order_id, self.queue_id
+        return tuple(dict.fromkeys(srs_id for srs_id in ids if srs_id))
+
+
 class _Order(msgspec.Struct, gc=False):
     """One key's row and history, compact: a :class:`TrackedOrder` is built
     only when asked for (``get``, ``outstanding``).
@@ -63,19 +101,6 @@ class _Order(msgspec.Struct, gc=False):
     replays: tuple[str, ...] | None = None
     aliases: str | tuple[str, ...] | None = None
 
-    def row(self, transaction_id: str) -> TrackedOrder:
-        assert self.state is not None
-        return TrackedOrder(
-            transaction_id=transaction_id,
-            state=self.state,
-            created_at=_utc(self.created),
-            po_number=self.po_number,
-            order_id=self.order_id,
-            queue_id=self.queue_id,
-            error=self.error,
-            final_at=None if self.final_at is None else _utc(self.final_at),
-        )
-
     def linked(self) -> tuple[str, ...]:
         aliases = self.aliases
         if aliases is None:
@@ -86,8 +111,23 @@ class _Order(msgspec.Struct, gc=False):
         aliases = self.aliases
         if aliases is None:
             self.aliases = srs_id
-        else:
+        elif srs_id not in self.linked():
             self.aliases = (*self.linked(), srs_id)
+
+
+def _tracked(order: _Row | _Order, transaction_id: str) -> TrackedOrder:
+    assert order.state is not None
+    final_at = order.final_at
+    return TrackedOrder(
+        transaction_id=transaction_id,
+        state=order.state,
+        created_at=_utc(order.created),
+        po_number=order.po_number,
+        order_id=order.order_id,
+        queue_id=order.queue_id,
+        error=order.error,
+        final_at=None if final_at is None else _utc(final_at),
+    )
 
 
 def _utc(seconds: float) -> dt.datetime:
@@ -128,7 +168,7 @@ class MemoryStore(Listeners):
         self._max_unknown = max_unknown
         self._max_updates = max_updates
         self._clock = clock
-        self._orders: dict[str, _Order] = {}
+        self._orders: dict[str, _Row | _Order] = {}
         self._aliases: dict[str, str] = {}  # SRS order id -> key
         self._unknown: dict[str, None] = {}  # keys of unknown orders, oldest first
         self._finished: collections.deque[tuple[float, str]] = collections.deque()
@@ -154,10 +194,9 @@ class MemoryStore(Listeners):
         self._expire()
         order = self._orders.get(transaction_id)
         if order is None:
-            order = self._orders[transaction_id] = _Order(
-                state, self._clock(), po_number
-            )
-        elif order.state is None:
+            self._orders[transaction_id] = _Row(state, self._clock(), po_number)
+            return []
+        if order.state is None:
             self._unknown.pop(transaction_id, None)
             order.state = state
             order.created = self._clock()
@@ -187,14 +226,17 @@ class MemoryStore(Listeners):
         if order is None or order.state is None:
             await self.begin(transaction_id, state=state)
             order = self._orders[transaction_id]
+        if isinstance(order, _Row) and not _stays_a_row(order, state, queue_id, error):
+            order = self._full(transaction_id)
         order.state = state
         order.order_id = order.order_id or order_id
         order.queue_id = queue_id or order.queue_id
-        order.error = error
-        if state in SETTLED_STATES and order.final_at is None:
-            # Placed, or provably never sent: retention starts now.
-            now = order.final_at = self._clock()
-            self._finished.append((now, transaction_id))
+        if isinstance(order, _Order):
+            order.error = error
+            if state in SETTLED_STATES and order.final_at is None:
+                # Placed, or provably never sent: retention starts now.
+                now = order.final_at = self._clock()
+                self._finished.append((now, transaction_id))
         merged = False
         if order_id:
             merged = self._link(transaction_id, order, order_id)
@@ -207,7 +249,7 @@ class MemoryStore(Listeners):
         order = self._orders.get(transaction_id)
         if order is None or order.state is None:
             return None
-        return order.row(transaction_id)
+        return _tracked(order, transaction_id)
 
     async def outstanding(self) -> AsyncIterator[TrackedOrder]:
         keys = [
@@ -219,7 +261,7 @@ class MemoryStore(Listeners):
         for _, key in keys:
             order = self._orders.get(key)
             if order is not None and order.state is not None:
-                yield order.row(key)
+                yield _tracked(order, key)
 
     # -- updates ---------------------------------------------------------------
 
@@ -234,6 +276,8 @@ class MemoryStore(Listeners):
         if order is None:
             order = self._orders[key] = _Order()
             self._remember_unknown(key)
+        elif isinstance(order, _Row):  # its first update
+            order = self._full(key)
         updates = order.updates
         if updates is None:
             # The order's first update: nothing to compare with, so its
@@ -276,14 +320,42 @@ class MemoryStore(Listeners):
         order = self._orders.get(key)
         return list(order.updates or _EMPTY) if order is not None else []
 
+    def peek(self, key: str) -> tuple[OrderUpdate, ...]:
+        """:meth:`history` without the await or the copy (in-process only).
+
+        The tracker reads a pending order's updates from here until someone
+        waits on it, so an order nobody waits on costs no entry of its own.
+        """
+        order = self._orders.get(key)
+        return (order.updates or _EMPTY) if order is not None else _EMPTY
+
     # -- internals -------------------------------------------------------------
 
-    def _link(self, key: str, order: _Order, srs_id: str) -> bool:
+    def _full(self, key: str) -> _Order:
+        """Key ``key``'s row as an :class:`_Order`, turned into one if need be."""
+        order = self._orders[key]
+        if isinstance(order, _Order):
+            return order
+        linked = order.linked()
+        full = self._orders[key] = _Order(
+            order.state,
+            order.created,
+            order.po_number,
+            order.order_id,
+            order.queue_id,
+            aliases=(linked[0] if len(linked) == 1 else linked) if linked else None,
+        )
+        return full
+
+    def _link(self, key: str, order: _Row | _Order, srs_id: str) -> bool:
         """Tie ``srs_id`` to ``key``; move its orphan updates in. True if any moved."""
         if self._aliases.get(srs_id) == key:
             return False
         self._aliases[srs_id] = key
-        order.link(srs_id)
+        if isinstance(order, _Order):
+            order.link(srs_id)
+        elif srs_id not in order.linked():
+            self._full(key).link(srs_id)
         if not self._unknown:  # orphans are unknown orders: none at all
             return False
         orphan_key = f"order:{srs_id}"
@@ -291,6 +363,7 @@ class MemoryStore(Listeners):
         if orphan is None:
             return False
         self._unknown.pop(orphan_key, None)
+        order = self._full(key)
         updates = list(order.updates or _EMPTY)
         replays = (
             list(order.replays)
@@ -342,6 +415,19 @@ class MemoryStore(Listeners):
         for srs_id in order.linked():
             if self._aliases.get(srs_id) == key:
                 del self._aliases[srs_id]
+
+
+def _stays_a_row(
+    row: _Row, state: OrderState, queue_id: str | None, error: str | None
+) -> bool:
+    """Whether settling ``row`` so keeps it a :class:`_Row`: no error, no
+    settled fate, and no queue id replacing another (it would drop out of
+    the ids the row links; a second order id is kept by ``_link``)."""
+    return (
+        error is None
+        and state not in SETTLED_STATES
+        and (not queue_id or not row.queue_id or queue_id == row.queue_id)
+    )
 
 
 def _first(item: tuple[float, str]) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Final
 
 from .._pending import Entry
@@ -42,6 +42,7 @@ class Tracker:
         "_closed",
         "_entries",
         "_opening",
+        "_peek",
         "_rereads",
         "_tasks",
         "_unsubscribe",
@@ -54,6 +55,11 @@ class Tracker:
     def __init__(self, store: Store | None = None, *, fed: bool = True) -> None:
         self.store: Store = store if store is not None else MemoryStore()
         self.fed = fed
+        # A store that holds its orders in this process answers reads
+        # without I/O: an order then needs no entry until it is waited on.
+        self._peek: Callable[[str], Sequence[OrderUpdate]] | None = getattr(
+            self.store, "peek", None
+        )
         # Entries held by a PendingOrder (or an enqueue in progress): the
         # handles count them, and the last one to go releases its entry, so
         # no weak registry slot is paid per order.
@@ -107,7 +113,20 @@ class Tracker:
         entry = self._entries.get(key)
         if entry is None:
             entry = self._entries[key] = Entry(key)
+            if self._peek is not None:
+                entry.load(self._peek(key))
         return entry
+
+    def peek(self, key: str) -> Sequence[OrderUpdate] | None:
+        """Order ``key``'s updates when the store holds them in this process.
+
+        ``None`` when it cannot tell without I/O (a durable store): then the
+        order's entry is what holds them here.
+        """
+        entry = self._entries.get(key)
+        if entry is not None and entry.loaded:
+            return entry.updates
+        return self._peek(key) if self._peek is not None else None
 
     def release(self, entry: Entry) -> None:
         """Forget ``entry`` unless a :class:`PendingOrder` still holds it.
@@ -133,6 +152,21 @@ class Tracker:
         entry = self.entry(key)
         self._loaded(entry, await self.store.begin(key, po_number=po_number))
         return entry
+
+    async def register(self, key: str, *, po_number: str | None = None) -> Entry | None:
+        """:meth:`expect` for ``enqueue``: no entry when the store can be peeked.
+
+        With an in-process store the order's updates stay in the store's row
+        until someone waits on it; otherwise this is :meth:`expect`.
+        """
+        if self._peek is None:
+            return await self.expect(key, po_number=po_number)
+        if self._unsubscribe is None:
+            await self.open()
+        if self._closed:
+            raise SipsClientClosedError("the order tracker is closed")
+        await self.store.begin(key, po_number=po_number)
+        return None
 
     async def attach(self, key: str) -> Entry:
         """Follow order ``key`` (``track()``): its entry, history loaded."""
