@@ -506,18 +506,20 @@ class PendingOrder:
         pick: Callable[[Sequence[OrderUpdate]], OrderUpdate | None],
         timeout: float | None,
     ) -> OrderUpdate:
+        tracker = self._fed()
         entry = self._entry
         if entry is None:
-            held = self._fed().peek(self.transaction_id)
+            held = tracker.peek(self.transaction_id)
             if held is not None:  # the in-process store has it: no entry yet
                 found = pick(held)
                 if found is not None:
                     return found
+            entry = tracker.entry(self.transaction_id)  # waited on from now
+            self._hold(entry)
         elif entry.loaded:  # already here (often, under load): no timer at all
             found = pick(entry.updates)
             if found is not None:
                 return found
-        tracker, entry = self._require()
         try:
             async with asyncio.timeout(timeout):
                 if not entry.loaded:

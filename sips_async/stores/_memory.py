@@ -66,8 +66,10 @@ class _Row(msgspec.Struct, gc=False):
         return None
 
     def linked(self) -> tuple[str, ...]:
-        ids = self.order_id, self.queue_id
-        return tuple(dict.fromkeys(srs_id for srs_id in ids if srs_id))
+        order_id, queue_id = self.order_id, self.queue_id
+        if not queue_id or queue_id == order_id:
+            return (order_id,) if order_id else ()
+        return (order_id, queue_id) if order_id else (queue_id,)
 
 
 class _Order(msgspec.Struct, gc=False):
@@ -354,7 +356,7 @@ class MemoryStore(Listeners):
         self._aliases[srs_id] = key
         if isinstance(order, _Order):
             order.link(srs_id)
-        elif srs_id not in order.linked():
+        elif srs_id != order.order_id and srs_id != order.queue_id:
             self._full(key).link(srs_id)
         if not self._unknown:  # orphans are unknown orders: none at all
             return False
