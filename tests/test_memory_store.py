@@ -12,7 +12,8 @@ import logging
 import pytest
 
 from sips_async import OrderStatus, OrderUpdate
-from sips_async.stores import MemoryStore
+from sips_async.stores import MemoryStore, OrderState
+from sips_async.stores._memory import _Order, _Row
 
 UTC = dt.UTC
 
@@ -115,3 +116,50 @@ async def test_a_failing_change_listener_is_logged_and_the_rest_still_told(
     assert record.getMessage() == f"store change listener {broken!r} failed"
     assert record.exc_info is not None
     assert str(record.exc_info[1]) == "listener boom"
+
+
+async def test_outstanding_reads_each_order_as_it_lists_it() -> None:
+    # Orders dropped while the listing is under way are not listed: one gone,
+    # one gone and back as an unknown order's updates.
+    clock = Clock()
+    store = MemoryStore(retention=0, clock=clock)
+    for key in ("o1", "o2", "o3", "o4"):
+        clock.now += 1
+        await store.begin(key)
+    listing = store.outstanding()
+    first = await anext(listing)
+    await store.record(update("done-2", tx="o2", status="Delivered"))
+    await store.record(update("done-3", tx="o3", status="Delivered"))
+    await store.record(update("late-3", tx="o3"))
+    rest = [row.transaction_id async for row in listing]
+    assert [first.transaction_id, *rest] == ["o1", "o4"]
+    assert await store.get("o2") is None
+    assert await store.get("o3") is None
+
+
+async def test_a_queued_order_stays_a_row_until_it_needs_more() -> None:
+    # A pending order's row is five fields (_Row) for as long as SRS's answers
+    # fit: its order id and one queue id, the same or not, given again.
+    store = MemoryStore()
+    answers = {"same": ("S-1", "S-1"), "two": ("O-2", "Q-2"), "queue": (None, "Q-3")}
+    for key, (order_id, queue_id) in answers.items():
+        await store.begin(key)
+        for _ in range(2):
+            await store.settle(
+                key, OrderState.QUEUED, order_id=order_id, queue_id=queue_id
+            )
+            assert type(store._orders[key]) is _Row, key
+    # A failure, a settled fate, another queue id, an update: an _Order.
+    await store.settle("same", OrderState.UNCERTAIN, error="reset")
+    await store.settle("two", OrderState.QUEUED, queue_id="Q-9")
+    await store.record(update("u", tx="queue"))
+    await store.begin("placed")
+    await store.settle("placed", OrderState.PLACED, order_id="P-1")
+    for key in ("same", "two", "queue", "placed"):
+        assert type(store._orders[key]) is _Order, key
+    # One linked id is kept as the string itself, not a tuple of one.
+    same = store._orders["same"]
+    assert isinstance(same, _Order) and same.aliases == "S-1"
+    for srs_id, key in (("S-1", "same"), ("Q-2", "two"), ("Q-9", "two")):
+        got = await store.record(update(f"by-{srs_id}", tx=None, order_id=srs_id))
+        assert got.key == key, srs_id

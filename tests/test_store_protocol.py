@@ -580,3 +580,100 @@ async def test_a_dropped_order_takes_its_links_along(backend: Backend) -> None:
         for srs_id in ("A-1", "B-1", "A-3", "Q-3", "B-3", "C-3"):
             got = await store.record(update(tx=None, order_id=srs_id))
             assert got.key == f"order:{srs_id}"
+
+
+async def test_settling_an_order_known_only_by_updates_makes_it_known(
+    backend: Backend,
+) -> None:
+    # Its creation time is the settle's, and it no longer counts (or is
+    # dropped) as an unknown order.
+    clock = Clock()
+    async with opened(backend, clock=clock, max_unknown=1) as store:
+        await store.record(update(tx="tx-u", event_id="first"))
+        clock.now += 5
+        await store.settle("tx-u", OrderState.UNCERTAIN, error="timed out")
+        await store.record(update(tx="stranger", event_id="s"))
+        row = await store.get("tx-u")
+        assert row is not None
+        assert row.created_at == dt.datetime.fromtimestamp(clock.now, UTC)
+        assert ids(await store.history("tx-u")) == ["first"]
+        assert ids(await store.history("stranger")) == ["s"]
+
+
+async def test_settling_without_new_orphans_tells_nobody(backend: Backend) -> None:
+    changes: list[Change] = []
+    async with opened(backend) as store:
+        # Another order's orphan: unknown updates exist, just none of ours.
+        await store.record(update(tx=None, order_id="SRS-X", event_id="x"))
+        await store.begin("tx-7")
+        store.subscribe(changes.append)
+        await store.settle("tx-7", OrderState.UNCERTAIN, error="reset")
+        await store.settle("tx-7", OrderState.QUEUED, queue_id="Q-7")
+        await store.settle("tx-7", OrderState.QUEUED, order_id="SRS-7")
+        await store.settle("tx-7", OrderState.QUEUED, order_id="O-7", queue_id="Q-8")
+        assert changes == []
+        assert ids(await store.history("order:SRS-X")) == ["x"]
+
+
+async def test_orphans_of_the_order_id_reload_even_when_the_queue_id_has_none(
+    backend: Backend,
+) -> None:
+    changes: list[Change] = []
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        await store.record(update(tx=None, order_id="O-1", event_id="early"))
+        store.subscribe(changes.append)
+        await store.settle("tx-1", OrderState.QUEUED, order_id="O-1", queue_id="Q-1")
+        assert changes == [Change("tx-1", (), reload=True)]
+        assert ids(await store.history("tx-1")) == ["early"]
+
+
+async def test_orphans_merge_into_an_order_with_several_updates(
+    backend: Backend,
+) -> None:
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        await store.record(update(event_id="own-1"))
+        await store.record(update(tx=None, order_id="SRS-5", event_id="orphan"))
+        await store.record(update(event_id="own-2"))
+        await store.record(update(tx=None, order_id="SRS-5", event_id="own-1"))
+        await store.settle("tx-1", OrderState.QUEUED, order_id="SRS-5")
+        assert ids(await store.history("tx-1")) == ["own-1", "orphan", "own-2"]
+        assert not (await store.record(update(event_id="own-2"))).new
+
+
+async def test_an_order_without_a_queue_id_links_no_other_id(
+    backend: Backend,
+) -> None:
+    # "None" is a possible SRS id: an absent queue id must not stand for it.
+    async with opened(backend) as store:
+        await store.record(update(tx=None, order_id="None", event_id="theirs"))
+        await store.begin("tx-1")
+        await store.settle("tx-1", OrderState.QUEUED, order_id="O-1")
+        assert await store.history("tx-1") == []
+        assert ids(await store.history("order:None")) == ["theirs"]
+
+
+async def test_outstanding_is_ordered_by_creation_not_by_key(
+    backend: Backend,
+) -> None:
+    clock = Clock()
+    async with opened(backend, clock=clock) as store:
+        for key in ("c", "a", "b"):
+            clock.now += 1
+            await store.begin(key)
+        listed = [row.transaction_id async for row in store.outstanding()]
+    assert listed == ["c", "a", "b"]
+
+
+async def test_orphans_that_were_all_replays_tell_nobody(backend: Backend) -> None:
+    changes: list[Change] = []
+    async with opened(backend) as store:
+        await store.begin("tx-1")
+        await store.record(update(event_id="mine"))
+        await store.record(update(tx=None, order_id="SRS-5", event_id="mine"))
+        store.subscribe(changes.append)
+        await store.settle("tx-1", OrderState.QUEUED, order_id="SRS-5")
+        assert changes == []
+        assert ids(await store.history("tx-1")) == ["mine"]
+        assert await store.history("order:SRS-5") == []
