@@ -666,6 +666,17 @@ async def test_outstanding_is_ordered_by_creation_not_by_key(
     assert listed == ["c", "a", "b"]
 
 
+async def test_outstanding_lists_orders_made_at_one_time_by_key(
+    backend: Backend,
+) -> None:
+    clock = Clock()
+    async with opened(backend, clock=clock) as store:
+        for key in ("c", "a", "b"):
+            await store.begin(key)
+        listed = [row.transaction_id async for row in store.outstanding()]
+    assert listed == ["a", "b", "c"]
+
+
 async def test_orphans_that_were_all_replays_tell_nobody(backend: Backend) -> None:
     changes: list[Change] = []
     async with opened(backend) as store:

@@ -259,7 +259,7 @@ class MemoryStore(Listeners):
             for key, order in self._orders.items()
             if order.final_at is None and order.state in OUTSTANDING_STATES
         ]
-        keys.sort(key=_first)
+        keys.sort()  # by creation time, ties by key (as SQLite and Redis list them)
         for _, key in keys:
             order = self._orders.get(key)
             if order is not None and order.state is not None:
@@ -430,10 +430,6 @@ def _stays_a_row(
         and state not in SETTLED_STATES
         and (not queue_id or not row.queue_id or queue_id == row.queue_id)
     )
-
-
-def _first(item: tuple[float, str]) -> float:
-    return item[0]
 
 
 def _arrival(update: OrderUpdate) -> dt.datetime:
