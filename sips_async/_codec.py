@@ -38,6 +38,7 @@ from .models import (
     SubmitResult,
     TokenResponse,
 )
+from .stores._base import RESERVED_PREFIXES
 
 KNOWN_CODES: Final = (
     "FieldsMissingFromRequestBody",
@@ -304,6 +305,8 @@ def encode_order(order: OrderRequest, *, body: SubmitBody = "documented") -> byt
             "(it is how SRS's webhooks find the order)",
             field_path="$.transactionID",
         )
+    if tid.startswith(RESERVED_PREFIXES):
+        raise reserved_transaction_id(tid)
     if body == "documented" and isinstance(doc, dict):
         # The common case in one conversion: every required field there and
         # every type right. Any failure is sorted out below, as before.
@@ -319,6 +322,15 @@ def encode_order(order: OrderRequest, *, body: SubmitBody = "documented") -> byt
         else:
             return _encoder.encode(checked)
     return _encode_checked(order, doc, body)
+
+
+def reserved_transaction_id(tid: str) -> SipsValidationError:
+    """The error for a transactionID the store keeps for unclaimed updates."""
+    return SipsValidationError(
+        f"transactionID must not start with {' or '.join(map(repr, RESERVED_PREFIXES))}"
+        " (the store files updates no order claims under such keys)",
+        field_path="$.transactionID",
+    )
 
 
 def _encode_checked(order: OrderRequest, doc: Any, body: SubmitBody) -> bytes:

@@ -9,7 +9,13 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Final
 
-from ._codec import SubmitBody, decode_sales_order, decode_submit_result, encode_order
+from ._codec import (
+    SubmitBody,
+    decode_sales_order,
+    decode_submit_result,
+    encode_order,
+    reserved_transaction_id,
+)
 from ._config import Endpoints
 from ._order_list import order_list_body
 from ._outcome import maybe_placed
@@ -27,6 +33,7 @@ from .errors import (
 )
 from .models import OrderProblem, OrderRequest, OrderSummary, SalesOrder, SubmitResult
 from .stores import OrderState
+from .stores._base import RESERVED_PREFIXES
 
 if TYPE_CHECKING:
     from ._branches import BranchesResource
@@ -338,6 +345,8 @@ class OrdersResource:
         key = str(transaction_id).strip()
         if not key:
             raise SipsValidationError("transaction_id is empty", field_path="id")
+        if key.startswith(RESERVED_PREFIXES):
+            raise reserved_transaction_id(key)
         entry = await self._tracker.attach(key)
         return PendingOrder._handed(key, None, self._owner, entry)
 

@@ -186,3 +186,22 @@ def test_unusable_transaction_id_is_refused(tid: str) -> None:
     with pytest.raises(SipsValidationError) as info:
         encode_order(make_order(transaction_id=tid))
     assert info.value.field_path == "$.transactionID"
+
+
+@pytest.mark.parametrize("tid", ["order:35818786", "event:OA:1"])
+def test_a_transaction_id_in_the_stores_own_namespace_is_refused(tid: str) -> None:
+    from sips_async._codec import encode_order
+
+    with pytest.raises(SipsValidationError, match="must not start with 'order:'"):
+        encode_order(make_order(transaction_id=tid))
+    # A prefix inside the id is fine.
+    assert encode_order(make_order(transaction_id=f"x-{tid}"))
+
+
+async def test_track_refuses_a_key_in_the_stores_own_namespace() -> None:
+    async with SipsClient(
+        client_id="id", client_secret="secret", base_url="http://127.0.0.1:9"
+    ) as client:
+        with pytest.raises(SipsValidationError) as info:
+            await client.orders.track("order:35818786")
+    assert info.value.field_path == "$.transactionID"

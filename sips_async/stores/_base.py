@@ -49,6 +49,7 @@ __all__ = [
     "ChangeListener",
     "Listeners",
     "OrderState",
+    "RESERVED_PREFIXES",
     "Recorded",
     "Store",
     "TrackedOrder",
@@ -154,6 +155,11 @@ class Recorded(msgspec.Struct, frozen=True, gc=False):
 
 
 ChangeListener = Callable[[Change], None]
+
+
+#: Key prefixes the store files updates under when no order claims them: a
+#: transactionID may not start with one (its order would take in strangers).
+RESERVED_PREFIXES: Final = ("order:", "event:")
 
 
 def order_key(update: OrderUpdate, alias: str | None) -> str:
