@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import weakref
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Generator, Sequence
 from typing import TYPE_CHECKING, Final
 
 from .errors import (
@@ -41,8 +41,32 @@ _NO_RECEIVER: Final = (
     "poll=PollConfig(...) to ask SRS instead"
 )
 
+
+class _Done:
+    """An awaitable that is done already: awaiting it creates no coroutine."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Generator[None, None, None]:
+        return iter(())  # type: ignore[return-value]  # ends at once, value None
+
+
+class _Unwatched:
+    """The context of a wait without polling: entering and leaving cost a
+    method call each (no coroutine, no frame held by the waiting task)."""
+
+    __slots__ = ()
+
+    def __aenter__(self) -> _Done:
+        return _DONE
+
+    def __aexit__(self, *exc_info: object) -> _Done:
+        return _DONE  # its value, None, lets an exception through
+
+
+_DONE: Final = _Done()
 #: The context of a wait without polling (stateless, so shared).
-_NOT_WATCHED: Final = contextlib.nullcontext()
+_NOT_WATCHED: Final = _Unwatched()
 
 StatusOrPredicate = OrderStatus | str | Callable[[OrderUpdate], bool]
 
@@ -473,7 +497,9 @@ class PendingOrder:
                 self._check_open(tracker, entry)
                 await entry.next_change()
 
-    def _watching(self, entry: Entry) -> contextlib.AbstractAsyncContextManager[None]:
+    def _watching(
+        self, entry: Entry
+    ) -> _Unwatched | contextlib.AbstractAsyncContextManager[None]:
         """Poll SRS about the order while a caller waits (with a PollConfig)."""
         poller = self._owner.poller if self._owner is not None else None
         if poller is None or poller.config is None:
@@ -527,29 +553,18 @@ class PendingOrder:
                     found = pick(entry.updates)
                     if found is not None:
                         return found
-                watching = self._watching(entry)
-                if watching is _NOT_WATCHED:  # no context to enter: one layer less
-                    return await self._next_match(pick, tracker, entry)
-                async with watching:
-                    return await self._next_match(pick, tracker, entry)
+                async with self._watching(entry):
+                    while True:
+                        found = pick(entry.updates)
+                        if found is not None:
+                            return found
+                        self._check_open(tracker, entry)
+                        future = entry.waiter()
+                        try:
+                            await future
+                        finally:
+                            entry.forget(future)
         except TimeoutError as exc:
             if isinstance(exc, SipsError):
                 raise
             raise OrderWaitTimeout(self.transaction_id, timeout) from None
-
-    async def _next_match(
-        self,
-        pick: Callable[[Sequence[OrderUpdate]], OrderUpdate | None],
-        tracker: Tracker,
-        entry: Entry,
-    ) -> OrderUpdate:
-        while True:
-            found = pick(entry.updates)
-            if found is not None:
-                return found
-            self._check_open(tracker, entry)
-            future = entry.waiter()
-            try:
-                await future
-            finally:
-                entry.forget(future)
