@@ -284,6 +284,11 @@ class Store(Protocol):
     Every coroutine raises :class:`~sips_async.SipsStoreError` when the
     backend cannot read or write. Nothing is half-done then: a failed
     :meth:`record` recorded nothing, so SRS's redelivery is not a replay.
+
+    Optional: a store that holds its orders in this process may also define
+    ``peek(key) -> Sequence[OrderUpdate]``, :meth:`history` without I/O (as
+    ``MemoryStore`` does). The tracker then gives a pending order no entry of
+    its own until it is waited on, and reads it from the store meanwhile.
     """
 
     async def open(self) -> None:
