@@ -318,6 +318,8 @@ class Guard:
         "_secret_bytes",
         "_tolerance",
         "_trusted",
+        "needs_peer",
+        "signed",
     )
 
     def __init__(self, config: WebhookConfig) -> None:
@@ -328,22 +330,17 @@ class Guard:
         self._keys = tuple(signing_key(s) for s in config.signing_secrets)
         self._tolerance = config.tolerance
         self._max_body = config.max_body_size
+        # Asked on every request: plain attributes, not properties.
+        #: Whether :meth:`check_body` checks a signature (signing secrets set).
+        self.signed = bool(self._keys)
+        #: Whether :meth:`check_request` looks at the peer's address.
+        self.needs_peer = bool(self._allowed)
 
     def __repr__(self) -> str:
         return (
             f"<Guard secret={self._secret is not None} "
             f"signing_keys={len(self._keys)} allowed={len(self._allowed)}>"
         )
-
-    @property
-    def signed(self) -> bool:
-        """Whether :meth:`check_body` checks a signature (signing secrets set)."""
-        return bool(self._keys)
-
-    @property
-    def needs_peer(self) -> bool:
-        """Whether :meth:`check_request` looks at the peer's address."""
-        return bool(self._allowed)
 
     def check_request(
         self,

@@ -381,7 +381,17 @@ class WebhookReceiver:
             length=request.content_length,
         )
         if refusal is None:
-            body = await self._read(request)
+            content = request.content
+            body: bytes | Refusal
+            try:
+                body = content.read_nowait(_READ_SIZE)
+            except (web.RequestPayloadError, HttpProcessingError):
+                body = _BAD_ENCODING
+            else:
+                if not content.at_eof() or len(body) > self._cfg.max_body_size:
+                    # More to come (or too much): read it under the caps. The
+                    # usual body is in whole already: no coroutine for it.
+                    body = await self._read(request, body)
             if type(body) is bytes:
                 if guard.signed:  # the request-level checks ran already
                     refusal = guard.check_body(body, headers, now=self._clock())
@@ -463,19 +473,18 @@ class WebhookReceiver:
             resp.force_close()
         return resp
 
-    async def _read(self, request: web.BaseRequest) -> bytes | Refusal:
+    async def _read(self, request: web.BaseRequest, first: bytes) -> bytes | Refusal:
         # Read in pieces whatever the framing (Content-Length, chunked,
         # compressed): the cap holds on the decoded bytes, wherever the
         # receiver is mounted (a parent app's client_max_size is not ours).
+        # ``first`` is what was in already (``read_nowait``).
         cap = self._cfg.max_body_size
         content = request.content
         try:
-            # Usually the whole (small) body is in already: no timer, no loop.
-            first = content.read_nowait(_READ_SIZE)
-            if content.at_eof():
-                return first if len(first) <= cap else TOO_LARGE
             if len(first) > cap:
                 return TOO_LARGE
+            if content.at_eof():
+                return first
             chunks = [first]
             total = len(first)
             async with asyncio.timeout(self._cfg.body_timeout):
