@@ -401,9 +401,13 @@ def decode_submit_result(data: bytes, *, sent_id: str | None = None) -> SubmitRe
         raise SipsResponseError(f"unreadable submit answer: {exc}") from None
     # A result lives as long as its PendingOrder: share what repeats (the
     # message, the echoed transactionID, a queueID equal to the orderID).
-    transaction_id = _text(wire.transactionID)
-    order_id = _text(wire.orderID)
-    queue_id = _text(wire.queueID)
+    # _text inline for the usual strings (three calls fewer per answer).
+    value = wire.transactionID
+    transaction_id = (value.strip() or None) if type(value) is str else _text(value)
+    value = wire.orderID
+    order_id = (value.strip() or None) if type(value) is str else _text(value)
+    value = wire.queueID
+    queue_id = (value.strip() or None) if type(value) is str else _text(value)
     return SubmitResult(
         message=sys.intern(wire.message) if wire.message else "",
         transaction_id=sent_id if transaction_id == sent_id else transaction_id,

@@ -193,15 +193,18 @@ class MemoryStore(Listeners):
         po_number: str | None = None,
         state: OrderState = OrderState.SENDING,
     ) -> list[OrderUpdate]:
-        self._expire()
+        now = self._clock()
+        finished = self._finished
+        if finished and finished[0][0] <= now - self._retention:
+            self._expire()
         order = self._orders.get(transaction_id)
         if order is None:
-            self._orders[transaction_id] = _Row(state, self._clock(), po_number)
+            self._orders[transaction_id] = _Row(state, now, po_number)
             return []
         if order.state is None:
             self._unknown.pop(transaction_id, None)
             order.state = state
-            order.created = self._clock()
+            order.created = now
             order.po_number = po_number
         else:
             order.state = state
@@ -314,7 +317,8 @@ class MemoryStore(Listeners):
             if self._aliases.get(srs_id) != key:  # linked already, usually
                 merged = self._link(key, order, srs_id)
         self.notify(Change(key, (update,), reload=merged))
-        if self._finished:
+        finished = self._finished
+        if finished and finished[0][0] <= self._clock() - self._retention:
             self._expire()
         return Recorded(key, True)
 
@@ -338,14 +342,17 @@ class MemoryStore(Listeners):
         order = self._orders[key]
         if isinstance(order, _Order):
             return order
-        linked = order.linked()
+        order_id, queue_id = order.order_id, order.queue_id
+        aliases: str | tuple[str, ...] | None = order_id or None
+        if queue_id and queue_id != order_id:
+            aliases = (order_id, queue_id) if order_id else queue_id
         full = self._orders[key] = _Order(
             order.state,
             order.created,
             order.po_number,
-            order.order_id,
-            order.queue_id,
-            aliases=(linked[0] if len(linked) == 1 else linked) if linked else None,
+            order_id,
+            queue_id,
+            aliases=aliases,
         )
         return full
 
