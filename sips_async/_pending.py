@@ -367,10 +367,9 @@ class PendingOrder:
     def __del__(self) -> None:
         entry: Entry | None = getattr(self, "_entry", None)
         if entry is not None:
-            entry.handles -= 1
-            owner = self._owner
-            if entry.handles <= 0 and owner is not None:
-                owner.tracker.release(entry)
+            handles = entry.handles = entry.handles - 1
+            if handles <= 0 and self._owner is not None:
+                self._owner.tracker.release(entry)
 
     def __repr__(self) -> str:
         status = self.status
