@@ -505,9 +505,13 @@ class PendingOrder:
             return _NOT_WATCHED
         return poller.watching(entry)
 
-    def _check_open(self, tracker: Tracker, entry: Entry) -> None:
+    def _check_open(self, tracker: Tracker, entry: Entry | None) -> None:
         owner = self._owner
-        if tracker.closed or entry.closed or (owner is not None and owner.closed):
+        if (
+            tracker.closed
+            or (entry is not None and entry.closed)
+            or (owner is not None and owner.closed)
+        ):
             raise SipsClientClosedError(
                 f"the client was closed while order {self.transaction_id} was awaited"
             )
@@ -522,6 +526,7 @@ class PendingOrder:
         tracker = self._fed()
         entry = self._entry
         if entry is None:  # first wait on it: from now on it has an entry
+            self._check_open(tracker, None)
             entry = tracker.entry(self.transaction_id)
             self._hold(entry)
         return tracker, entry
@@ -539,6 +544,7 @@ class PendingOrder:
                 found = pick(held)
                 if found is not None:
                     return found
+            self._check_open(tracker, None)
             entry = tracker.entry(self.transaction_id)  # waited on from now
             self._hold(entry)
         elif entry.loaded:  # already here (often, under load): no timer at all

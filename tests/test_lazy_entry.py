@@ -139,3 +139,20 @@ async def test_closing_one_client_ends_only_its_own_waits(fake: FakeSips) -> Non
             assert not waiting_theirs.done()
             await _deliver(url, event_body(transaction_id=mine.transaction_id))
             assert (await waiting_theirs).accepted
+
+
+async def test_waiting_after_the_client_closed_names_the_order(fake: FakeSips) -> None:
+    # The client's own receiver: closing the client closes its tracker.
+    client = SipsClient(
+        client_id=CLIENT_ID,
+        client_secret=CLIENT_SECRET,
+        base_url=fake.url,
+        webhook=WebhookConfig(host="127.0.0.1", port=0, secret=HOOK_SECRET),
+    )
+    async with client:
+        pending = await client.orders.enqueue(make_order())
+    with pytest.raises(SipsClientClosedError, match=pending.transaction_id):
+        await pending.wait(timeout=5)
+    with pytest.raises(SipsClientClosedError, match=pending.transaction_id):
+        async for _ in pending.updates():
+            pass
