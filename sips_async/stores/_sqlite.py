@@ -85,7 +85,38 @@ _ROW_COLUMNS: Final = (
 )
 
 _KNOWN_N: Final = "SELECT known, n FROM orders WHERE key = ?"
-_EXISTS: Final = "SELECT 1 FROM orders WHERE key = ?"
+_ALIAS: Final = "SELECT key FROM aliases WHERE order_id = ?"
+# record(): append unless a replay or over the per-order cap (parameters:
+# key, replay marker, body, cap).
+_APPEND: Final = (
+    "INSERT OR IGNORE INTO updates (key, replay, body) SELECT ?1, ?2, ?3 "
+    "WHERE COALESCE((SELECT n FROM orders WHERE key = ?1), 0) < ?4"
+)
+# record(): count the appended update; the SRS id of an update with both ids
+# goes on a known order's row; a final update starts a known order's
+# retention. Two statements, so that the usual (not final) update leaves the
+# orders_open index alone.
+_COUNT: Final = (
+    "UPDATE orders SET n = n + 1, "
+    "order_id = CASE WHEN ?1 AND known = 1 THEN ?2 ELSE order_id END "
+    "WHERE key = ?3"
+)
+_COUNT_FINAL: Final = (
+    "UPDATE orders SET n = n + 1, "
+    "final_at = CASE WHEN known = 1 AND final_at IS NULL THEN ?1 ELSE final_at END, "
+    "order_id = CASE WHEN ?2 AND known = 1 THEN ?3 ELSE order_id END "
+    "WHERE key = ?4"
+)
+# The row of an order known only by its updates (n: how many were appended).
+_INSERT_UNKNOWN: Final = "INSERT INTO orders (key, known, seen, n) VALUES (?, 0, ?, ?)"
+# Link an SRS id to a key; a row comes back only when the link is new or
+# moved, and says whether updates wait under the id (an orphan order).
+_LINK: Final = (
+    "INSERT INTO aliases (order_id, key) VALUES (?1, ?2) "
+    "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key "
+    "WHERE key != excluded.key "
+    "RETURNING EXISTS (SELECT 1 FROM orders WHERE key = 'order:' || ?1)"
+)
 
 _Op = Callable[..., tuple[Any, Sequence[Change]]]
 
@@ -470,72 +501,69 @@ class SqliteStore(Listeners):
     def _op_record(
         self, db: sqlite3.Connection, now: float, update: OrderUpdate
     ) -> tuple[Recorded, Sequence[Change]]:
-        alias = None
-        if update.transaction_id is None and update.order_id is not None:
-            found = db.execute(
-                "SELECT key FROM aliases WHERE order_id = ?", (update.order_id,)
-            ).fetchone()
-            alias = found[0] if found else None
-        key = order_key(update, alias)
-        found = db.execute(
-            "SELECT known, n, final_at FROM orders WHERE key = ?", (key,)
-        ).fetchone()
-        if found is None:
-            db.execute(
-                "INSERT INTO orders (key, known, seen) VALUES (?, 0, ?)", (key, now)
-            )
-            known, n, final_at = 0, 0, None
+        srs_id = update.order_id
+        if update.transaction_id is None:
+            alias = None
+            if srs_id is not None:
+                found = db.execute(_ALIAS, (srs_id,)).fetchone()
+                alias = found[0] if found else None
+            key = order_key(update, alias)
+        else:
+            key = update.transaction_id
+        # The usual update (a new one, under the cap, for an order the file
+        # has): two statements, append then count. The cap is checked by the
+        # append itself; the row read is folded into the count's UPDATE.
+        inserted = db.execute(
+            _APPEND, (key, replay_key(update), encode_update(update), self._max_updates)
+        ).rowcount
+        if not inserted:
+            return self._not_appended(db, now, key, update), ()
+        both_ids = update.transaction_id is not None and srs_id is not None
+        if update.is_final:
+            counted = db.execute(_COUNT_FINAL, (now, both_ids, srs_id, key)).rowcount
+        else:
+            counted = db.execute(_COUNT, (both_ids, srs_id, key)).rowcount
+        if not counted:  # updates only: an order this store never saw
+            db.execute(_INSERT_UNKNOWN, (key, now, 1))
             self._unknown += 1
             self._cap_unknown(db)
-        else:
-            known, n, final_at = found
-        if n >= self._max_updates:
+        merged = False
+        if both_ids:
+            assert srs_id is not None
+            merged = self._link(db, key, srs_id)
+        return Recorded(key, True), (Change(key, (update,), reload=merged),)
+
+    def _not_appended(
+        self, db: sqlite3.Connection, now: float, key: str, update: OrderUpdate
+    ) -> Recorded:
+        # A replay, or an order at its cap: nothing was written. Which one
+        # (and the unknown order's row a first update writes) as before.
+        found = db.execute(_KNOWN_N, (key,)).fetchone()
+        if found is None:
+            db.execute(_INSERT_UNKNOWN, (key, now, 0))
+            self._unknown += 1
+            self._cap_unknown(db)
+        elif found[1] >= self._max_updates:
             logger.warning(
                 "dropped update %s of order %s: it has %d updates already",
                 update.event_id,
                 key,
                 self._max_updates,
             )
-            return Recorded(key, False), ()
-        inserted = db.execute(
-            "INSERT OR IGNORE INTO updates (key, replay, body) VALUES (?, ?, ?)",
-            (key, replay_key(update), encode_update(update)),
-        ).rowcount
-        if not inserted:
-            return Recorded(key, False), ()
-        ends = bool(known) and final_at is None and update.is_final
-        both_ids = update.transaction_id is not None and update.order_id is not None
-        db.execute(
-            "UPDATE orders SET n = n + 1, "
-            "final_at = CASE WHEN ? THEN ? ELSE final_at END, "
-            "order_id = CASE WHEN ? AND known = 1 THEN ? ELSE order_id END "
-            "WHERE key = ?",
-            (ends, now, both_ids, update.order_id, key),
-        )
-        merged = False
-        if both_ids:
-            assert update.order_id is not None
-            merged = self._link(db, key, update.order_id)
-        return Recorded(key, True), (Change(key, (update,), reload=merged),)
+        return Recorded(key, False)
 
     def _link(self, db: sqlite3.Connection, key: str, srs_id: str) -> bool:
         if self._linked.get(srs_id) == key:
             return False
-        # One statement: no row changes when the link is there already.
-        changed = db.execute(
-            "INSERT INTO aliases (order_id, key) VALUES (?, ?) "
-            "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key "
-            "WHERE key != excluded.key",
-            (srs_id, key),
-        ).rowcount
+        # One statement: no row changes when the link is there already; when
+        # it changes, it says whether updates wait under the SRS id.
+        changed = db.execute(_LINK, (srs_id, key)).fetchall()
         if len(self._linked) > 10_000:
             self._linked.clear()
         self._linked[srs_id] = key
-        if not changed:
+        if not changed or not changed[0][0]:
             return False
         orphan = f"order:{srs_id}"
-        if db.execute(_EXISTS, (orphan,)).fetchone() is None:
-            return False
         moved = db.execute(
             "UPDATE OR IGNORE updates SET key = ? WHERE key = ?", (key, orphan)
         ).rowcount
