@@ -85,6 +85,7 @@ _ROW_COLUMNS: Final = (
 )
 
 _KNOWN_N: Final = "SELECT known, n FROM orders WHERE key = ?"
+_EXISTS: Final = "SELECT 1 FROM orders WHERE key = ?"
 _ALIAS: Final = "SELECT key FROM aliases WHERE order_id = ?"
 # record(): append unless a replay or over the per-order cap (parameters:
 # key, replay marker, body, cap).
@@ -109,13 +110,21 @@ _COUNT_FINAL: Final = (
 )
 # The row of an order known only by its updates (n: how many were appended).
 _INSERT_UNKNOWN: Final = "INSERT INTO orders (key, known, seen, n) VALUES (?, 0, ?, ?)"
-# Link an SRS id to a key; a row comes back only when the link is new or
-# moved, and says whether updates wait under the id (an orphan order).
+# Link an SRS id to a key (parameters: id, key); no row changes when the
+# link is there already.
 _LINK: Final = (
     "INSERT INTO aliases (order_id, key) VALUES (?1, ?2) "
     "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key "
-    "WHERE key != excluded.key "
-    "RETURNING EXISTS (SELECT 1 FROM orders WHERE key = 'order:' || ?1)"
+    "WHERE key != excluded.key"
+)
+# The same, done only when no updates wait under the id (no orphan order to
+# merge): the usual first link in one statement. (Not RETURNING, which costs
+# more than a second statement.)
+_LINK_NO_ORPHAN: Final = (
+    "INSERT INTO aliases (order_id, key) SELECT ?1, ?2 "
+    "WHERE NOT EXISTS (SELECT 1 FROM orders WHERE key = 'order:' || ?1) "
+    "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key "
+    "WHERE key != excluded.key"
 )
 
 #: A connection or a cursor: what the operations run their statements on.
@@ -581,15 +590,19 @@ class SqliteStore(Listeners):
     def _link(self, db: _Db, key: str, srs_id: str) -> bool:
         if self._linked.get(srs_id) == key:
             return False
-        # One statement: no row changes when the link is there already; when
-        # it changes, it says whether updates wait under the SRS id.
-        changed = db.execute(_LINK, (srs_id, key)).fetchall()
         if len(self._linked) > 10_000:
             self._linked.clear()
+        if db.execute(_LINK_NO_ORPHAN, (srs_id, key)).rowcount:
+            self._linked[srs_id] = key
+            return False  # linked (or moved), no orphan to merge
+        # Linked already, or updates wait under the id: the full way.
+        changed = db.execute(_LINK, (srs_id, key)).rowcount
         self._linked[srs_id] = key
-        if not changed or not changed[0][0]:
+        if not changed:
             return False
         orphan = f"order:{srs_id}"
+        if db.execute(_EXISTS, (orphan,)).fetchone() is None:
+            return False
         moved = db.execute(
             "UPDATE OR IGNORE updates SET key = ? WHERE key = ?", (key, orphan)
         ).rowcount
