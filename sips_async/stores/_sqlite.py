@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import functools
 import os
 import sqlite3
 import time
@@ -127,6 +128,112 @@ _LINK_NO_ORPHAN: Final = (
     "WHERE key != excluded.key"
 )
 
+# -- records in chunks --------------------------------------------------------
+#
+# A group's run of records for distinct orders is written a chunk at a time:
+# one statement reads whether every record of the chunk takes the usual way
+# (a new update, under the cap, for an order the file has; its SRS id linked
+# to nothing else and no updates waiting under it), then one statement per
+# step (append, count, link) writes the whole chunk. A chunk that does not
+# is written record by record, so the outcome is the same either way.
+#
+# Each statement is a round trip through sqlite3 that gives up the GIL, which
+# the event loop then has to hand back: four statements a chunk instead of
+# three a record.
+#
+# UPDATE ... FROM needs SQLite 3.33; an older library writes record by record.
+_CHUNKS: Final = sqlite3.sqlite_version_info >= (3, 33, 0)
+#: Row counts a statement is prepared for. A chunk's rows are padded up to
+#: the next with copies of their last row, which change nothing more: few
+#: statements to cache, at most a third of the rows padding.
+_CHUNK_SIZES: Final = (2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64)
+_CHUNK_MAX: Final = _CHUNK_SIZES[-1]
+#: Prepared statements kept per connection (sqlite3's default is 128): the
+#: chunk statements (5 kinds by 11 sizes) and the others, with room to spare.
+_CACHED_STATEMENTS: Final = 256
+
+
+_NULLS: Final = (None, None, None, None)
+
+
+def _padded(n: int) -> int:
+    for size in _CHUNK_SIZES:
+        if size >= n:
+            return size
+    raise AssertionError(n)  # chunks are cut at _CHUNK_MAX
+
+
+def _values(rows: int, columns: int) -> str:
+    row = "(" + ", ".join("?" * columns) + ")"
+    return ", ".join([row] * rows)
+
+
+@functools.cache
+def _check_many(rows: int, links: bool) -> str:
+    # Rows: key, replay marker; the cap; (link rows: SRS id, key). How many
+    # rows are new updates under the cap of an order the file has, and how
+    # many links are new (or moved) with no orphan to merge.
+    linkable = (
+        f"(SELECT count(*) FROM (VALUES {_values(rows, 2)}) AS l "
+        "WHERE NOT EXISTS (SELECT 1 FROM orders WHERE key = 'order:' || l.column1) "
+        "AND NOT EXISTS (SELECT 1 FROM aliases "
+        "WHERE order_id = l.column1 AND key = l.column2))"
+        if links
+        else "0"
+    )
+    return (
+        f"SELECT (SELECT count(*) FROM (VALUES {_values(rows, 2)}) AS v "
+        "WHERE (SELECT n FROM orders WHERE key = v.column1) < ? "
+        "AND NOT EXISTS (SELECT 1 FROM updates "
+        f"WHERE key = v.column1 AND replay = v.column2)), {linkable}"
+    )
+
+
+@functools.cache
+def _append_many(rows: int) -> str:
+    # Rows: key, replay marker, body, arrival; padded with rows of NULLs,
+    # which it skips (an ignored row would still use up an id).
+    return (
+        "INSERT INTO updates (key, replay, body) "
+        f"SELECT column1, column2, column3 FROM (VALUES {_values(rows, 4)}) "
+        "WHERE column4 IS NOT NULL ORDER BY column4"
+    )
+
+
+@functools.cache
+def _count_many(rows: int) -> str:
+    # Rows: key, SRS id (or NULL). _COUNT over many rows.
+    return (
+        "UPDATE orders SET n = n + 1, "
+        "order_id = CASE WHEN v.column2 IS NOT NULL AND known = 1 "
+        "THEN v.column2 ELSE order_id END "
+        f"FROM (VALUES {_values(rows, 2)}) AS v WHERE orders.key = v.column1"
+    )
+
+
+@functools.cache
+def _count_final_many(rows: int) -> str:
+    # The time, then rows: key, SRS id (or NULL). _COUNT_FINAL over many rows.
+    return (
+        "UPDATE orders SET n = n + 1, "
+        "final_at = CASE WHEN known = 1 AND final_at IS NULL THEN ?1 "
+        "ELSE final_at END, "
+        "order_id = CASE WHEN v.column2 IS NOT NULL AND known = 1 "
+        "THEN v.column2 ELSE order_id END "
+        f"FROM (VALUES {_values(rows, 2)}) AS v WHERE orders.key = v.column1"
+    )
+
+
+@functools.cache
+def _link_many(rows: int) -> str:
+    # Rows: SRS id, key. _LINK over many rows.
+    return (
+        f"INSERT INTO aliases (order_id, key) VALUES {_values(rows, 2)} "
+        "ON CONFLICT (order_id) DO UPDATE SET key = excluded.key "
+        "WHERE key != excluded.key"
+    )
+
+
 #: A connection or a cursor: what the operations run their statements on.
 _Db = sqlite3.Connection | sqlite3.Cursor
 _Op = Callable[..., tuple[Any, Sequence[Change]]]
@@ -203,6 +310,7 @@ class SqliteStore(Listeners):
         # Thread-side state (touched only on the connection's thread).
         self._unknown = 0
         self._linked: dict[str, str] = {}
+        self._record_op = self._op_record  # what _apply writes in chunks
 
     def __repr__(self) -> str:
         state = "open" if self._conn is not None else "closed"
@@ -235,7 +343,9 @@ class SqliteStore(Listeners):
             raise SipsStoreError(f"SQLite store {path}: {exc.strerror}") from None
         else:
             os.close(fd)
-        pending = aiosqlite.connect(path, isolation_level=None)
+        pending = aiosqlite.connect(
+            path, isolation_level=None, cached_statements=_CACHED_STATEMENTS
+        )
         # A store nobody closed must not hold the interpreter at exit (the
         # thread is joined before atexit runs). Ending mid-write is safe: WAL
         # rolls an unfinished transaction back on the next open.
@@ -336,7 +446,9 @@ class SqliteStore(Listeners):
                 if conn is None:
                     raise SipsStoreError(f"SQLite store {self.path} is closed")
                 outcomes = await self._in_thread(conn, self._apply, batch, now, sweep)
-            except SipsStoreError as exc:
+            except Exception as exc:
+                # SipsStoreError, or a bug: either way the group was rolled
+                # back, and no caller may be left waiting for it.
                 for _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
@@ -361,7 +473,19 @@ class SqliteStore(Listeners):
         cursor = db.cursor()
         cursor.execute("BEGIN IMMEDIATE")
         try:
-            outcomes = [op(cursor, now, *args) for op, args, _ in batch]
+            outcomes: list[tuple[Any, Sequence[Change]]] = []
+            records: list[OrderUpdate] = []  # a run of records, in order
+            record = self._record_op
+            for op, args, _ in batch:
+                if op is record:
+                    records.append(args[0])
+                    continue
+                if records:
+                    self._record_all(cursor, now, records, outcomes)
+                    records = []
+                outcomes.append(op(cursor, now, *args))
+            if records:
+                self._record_all(cursor, now, records, outcomes)
             if sweep:
                 self._sweep(cursor, now)
             cursor.execute("COMMIT")
@@ -437,7 +561,7 @@ class SqliteStore(Listeners):
     # -- updates ---------------------------------------------------------------
 
     async def record(self, update: OrderUpdate) -> Recorded:
-        recorded: Recorded = await self._write(self._op_record, update)
+        recorded: Recorded = await self._write(self._record_op, update)
         return recorded
 
     async def history(self, key: str) -> list[OrderUpdate]:
@@ -567,6 +691,113 @@ class SqliteStore(Listeners):
             assert srs_id is not None
             merged = self._link(db, key, srs_id)
         return Recorded(key, True), (Change(key, (update,), reload=merged),)
+
+    def _record_all(
+        self,
+        db: _Db,
+        now: float,
+        updates: list[OrderUpdate],
+        out: list[tuple[Any, Sequence[Change]]],
+    ) -> None:
+        """Record ``updates`` in order: chunks of distinct orders, else one by one."""
+        if not _CHUNKS or len(updates) < 2:
+            out.extend([self._op_record(db, now, update) for update in updates])
+            return
+        chunk: list[OrderUpdate] = []
+        keys: set[str] = set()
+        for update in updates:
+            key = update.transaction_id
+            if key is None or key in keys or len(chunk) == _CHUNK_MAX:
+                self._record_chunk(db, now, chunk, out)
+                chunk, keys = [], set()
+                if key is None:  # its key comes from an alias: one by one
+                    out.append(self._op_record(db, now, update))
+                    continue
+            chunk.append(update)
+            keys.add(key)
+        self._record_chunk(db, now, chunk, out)
+
+    def _record_chunk(
+        self,
+        db: _Db,
+        now: float,
+        chunk: list[OrderUpdate],
+        out: list[tuple[Any, Sequence[Change]]],
+    ) -> None:
+        # Every update in ``chunk`` has a transactionID, each a different one.
+        n = len(chunk)
+        if n < 2:
+            out.extend([self._op_record(db, now, update) for update in chunk])
+            return
+        replays: list[Any] = []
+        bodies: list[Any] = []
+        counts: list[Any] = []
+        finals: list[Any] = []
+        links: list[Any] = []
+        linked = self._linked
+        for arrival, update in enumerate(chunk):
+            key = update.transaction_id
+            srs_id = update.order_id
+            replay = replay_key(update)
+            replays += (key, replay)
+            bodies += (key, replay, bytearray(encode_update(update)), arrival)
+            if update.is_final:
+                finals += (key, srs_id)
+            else:
+                counts += (key, srs_id)
+            if srs_id is not None and linked.get(srs_id) != key:
+                links += (srs_id, key)
+        # The check: the chunk's rows and its links, both padded to its size.
+        size = _padded(n)
+        check: list[Any] = replays + replays[-2:] * (size - n)
+        check.append(self._max_updates)
+        if links:
+            check += links + links[-2:] * (size - len(links) // 2)
+        found = db.execute(_check_many(size, bool(links)), check).fetchone()
+        if found != (size, size if links else 0):
+            # Something to decide record by record.
+            out.extend([self._op_record(db, now, update) for update in chunk])
+            return
+        # Every row takes the usual way: nothing here can differ from it.
+        self._write_many(db, _append_many, bodies, 4, n, pad=_NULLS)
+        if counts:
+            self._write_many(db, _count_many, counts, 2, len(counts) // 2)
+        if finals:
+            self._write_many(db, _count_final_many, finals, 2, len(finals) // 2, now)
+        if links:
+            self._write_many(db, _link_many, links, 2, len(links) // 2)
+            if len(linked) > 10_000:
+                linked.clear()
+            for i in range(0, len(links), 2):
+                linked[links[i]] = links[i + 1]
+        out.extend(
+            [
+                (Recorded(key, True), (Change(key, (update,)),))
+                for update in chunk
+                if (key := update.transaction_id) is not None
+            ]
+        )
+
+    @staticmethod
+    def _write_many(
+        db: _Db,
+        sql: Callable[[int], str],
+        params: list[Any],
+        width: int,
+        expected: int,
+        *first: Any,
+        pad: Sequence[Any] | None = None,
+    ) -> None:
+        """Run ``sql`` over ``params`` (rows of ``width``, padded); count changes."""
+        rows = len(params) // width
+        size = _padded(rows)
+        padding = list(params[-width:] if pad is None else pad) * (size - rows)
+        changed = db.execute(sql(size), [*first, *params, *padding]).rowcount
+        if changed != expected:
+            # The check said every row would: a bug. The group is rolled back.
+            raise sqlite3.IntegrityError(
+                f"a chunk of records wrote {changed} rows, {expected} expected"
+            )
 
     def _not_appended(
         self, db: _Db, now: float, key: str, update: OrderUpdate
