@@ -244,3 +244,33 @@ async def test_a_write_that_fails_unexpectedly_fails_its_group_and_no_more(
         assert await store.get("good") is not None
     finally:
         await store.close()
+
+
+async def test_two_stores_on_one_file_keep_each_update_once(tmp_path: Path) -> None:
+    # Two connections to one file, as two processes have: their groups take
+    # turns at the write lock, and each checks what the other committed.
+    path = tmp_path / "shared.db"
+    first, second = SqliteStore(path), SqliteStore(path)
+    await first.open()
+    await second.open()
+    try:
+        keys = [f"k{n:02d}" for n in range(80)]
+        for key in keys:
+            await first.begin(key)
+        orphans = [update(None, f"early-{n}", order_id=f"SRS-{n}") for n in range(10)]
+        for orphan in orphans:
+            await second.record(orphan)  # waits under order:SRS-n
+        burst = [update(k, f"oa-{k}", order_id=f"SRS-{n}") for n, k in enumerate(keys)]
+        got = await asyncio.gather(
+            asyncio.gather(*map(first.record, burst)),
+            asyncio.gather(*map(second.record, reversed(burst))),
+        )
+        one, other = got[0], got[1][::-1]
+        assert [a.new + b.new for a, b in zip(one, other, strict=True)] == [1] * 80
+        for n, key in enumerate(keys):
+            kept = sorted(u.event_id for u in await first.history(key))
+            assert kept == sorted([f"oa-{key}"] + ([f"early-{n}"] if n < 10 else []))
+            assert await second.history(f"order:SRS-{n}") == []
+    finally:
+        await first.close()
+        await second.close()

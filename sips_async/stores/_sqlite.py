@@ -3,8 +3,10 @@
 One process (one host) writes the file. Writes are grouped: every write
 that arrives while a commit is in flight joins the next transaction, and the
 whole group runs as one call on the connection's thread, so durability costs
-one commit per burst, not one per webhook. A coroutine returns only once its
-write is committed.
+one commit per burst, not one per webhook. Within a group, the usual
+webhooks (new updates of different orders) are written a chunk at a time, a
+few statements per chunk rather than three per webhook. A coroutine returns
+only once its write is committed.
 """
 
 from __future__ import annotations
