@@ -171,6 +171,8 @@ async def test_every_unusual_record_in_a_burst_ends_as_on_its_own(
         await store.settle("k3", OrderState.QUEUED, order_id="SRS-3")
         await store.record(update("k6", "six", order_id="SRS-6"))
         await store.record(update("k16", "sixteen", order_id="SRS-16"))
+        await store.record(update("k18", "eighteen", order_id="SRS-18"))
+        store._linked.clear()  # what it knows is linked, as after a restart
 
     twice = update("k8", "twice")
     unusual = [
@@ -195,6 +197,7 @@ async def test_every_unusual_record_in_a_burst_ends_as_on_its_own(
         update("k17", "moves-another-link", order_id="SRS-16"),
         update("k14", "shares-an-id", order_id="SRS-14"),
         update("k15", "shares-an-id-too", order_id="SRS-14"),
+        update("k18", "linked-before", order_id="SRS-18"),
     ]
     got, writes = await both(
         tmp_path, monkeypatch, caplog, setup, unusual + usual, max_updates=3
@@ -274,3 +277,36 @@ async def test_two_stores_on_one_file_keep_each_update_once(tmp_path: Path) -> N
     finally:
         await first.close()
         await second.close()
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        update("k0", "cap-0"),  # a replay of what the file has
+        update("k1", "over-the-cap"),
+        update("stranger", "unknown-order"),
+        update("k2", "merges-the-orphan", order_id="SRS-orphan"),
+    ],
+    ids=["replay", "cap", "unknown", "orphan"],
+)
+async def test_one_unusual_record_sends_its_chunk_the_long_way(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    odd: OrderUpdate,
+) -> None:
+    async def setup(store: SqliteStore) -> None:
+        for n in range(12):
+            await store.begin(f"k{n}")
+        await store.record(update("k0", "cap-0"))
+        for n in range(2):
+            await store.record(update("k1", f"cap-{n}"))  # at its cap of 2
+        await store.record(update(None, "orphan", order_id="SRS-orphan"))
+
+    usual = [update(f"k{n}", f"new-{n}", order_id=f"SRS-{n}") for n in range(3, 12)]
+    burst = [*usual[:4], odd, *usual[4:]]
+    got, writes = await both(tmp_path, monkeypatch, caplog, setup, burst, max_updates=2)
+    assert [r.new for r in got.recorded] == [True] * 4 + [
+        odd.event_id in ("unknown-order", "merges-the-orphan")
+    ] + [True] * 5
+    assert writes == 0  # the one chunk was written record by record
