@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import gc
+from collections.abc import AsyncGenerator
 
 import pytest
 
@@ -18,8 +20,10 @@ from sips_async import (
     OrderUpdate,
     PendingOrder,
     SipsClientClosedError,
+    SipsConfigError,
+    SubmitResult,
 )
-from sips_async._pending import Entry
+from sips_async._pending import Entry, Owner
 from sips_async.webhooks import Tracker
 
 UTC = dt.UTC
@@ -143,4 +147,107 @@ async def test_wait_returns_a_final_update_when_the_acknowledgement_was_lost() -
     tracker, pending = await pending_with(update("1", status="Delivered"))
     got = await pending.wait(timeout=30)
     assert got.event_id == "1"
+    await tracker.close()
+
+
+def test_a_polls_own_time_counts_over_when_it_was_received() -> None:
+    # received_at stands in for a poll's time only when it carries none.
+    polled = update(
+        "p", at=NOON, source="poll", received_at=NOON + dt.timedelta(hours=2)
+    )
+    later = update("w", at=NOON + dt.timedelta(hours=1))
+    entry = Entry("T-1")
+    entry.add([polled, later])
+    current = entry.current()
+    assert current is not None
+    assert current.event_id == "w"
+
+
+async def test_a_handle_without_a_tracker_keeps_its_answer_and_refuses_to_wait() -> (
+    None
+):
+    result = SubmitResult(message="Order Queued", order_id="SRS-7")
+    pending = PendingOrder("T-0", result=result)
+    assert pending.result is result
+    assert (pending.order_id, pending.history, pending.status) == ("SRS-7", [], None)
+    with pytest.raises(SipsConfigError, match="no webhook receiver"):
+        await pending.wait(timeout=30)
+    with pytest.raises(SipsConfigError, match="no webhook receiver"):
+        async for _ in pending.updates():
+            pass
+
+
+async def queued(key: str = "T-1") -> Tracker:
+    """A tracker whose MemoryStore holds order ``key`` but no entry for it."""
+    tracker = Tracker()
+    tracker.release(await tracker.expect(key))
+    assert "tracked=0" in repr(tracker)
+    return tracker
+
+
+async def test_a_handle_without_an_entry_answers_from_the_store() -> None:
+    tracker = await queued()
+    await tracker.record(update("1", event_type="OA", order_id="SRS-1"))
+    pending = PendingOrder("T-1", tracker=tracker)
+    assert [u.event_id for u in pending.history] == ["1"]
+    assert pending.order_id == "SRS-1"
+    assert (await pending.wait(timeout=30)).event_id == "1"
+    assert "tracked=0" in repr(tracker)  # answered from the store's row
+    await tracker.close()
+
+
+async def test_updates_of_a_handle_without_an_entry_hold_one_entry() -> None:
+    tracker = await queued()
+    await tracker.record(update("1", event_type="OA"))
+    pending = PendingOrder("T-1", tracker=tracker)
+    for _ in range(2):  # a second iteration reuses the entry of the first
+        stream = pending.updates()
+        assert isinstance(stream, AsyncGenerator)  # so it can be closed here
+        first = await asyncio.wait_for(anext(stream), 30)  # bound, not a pause
+        assert first.event_id == "1"
+        assert "tracked=1" in repr(tracker)
+        await stream.aclose()
+    del pending, stream
+    gc.collect()
+    assert "tracked=0" in repr(tracker)  # the last handle let its entry go
+    await tracker.close()
+
+
+async def test_the_entry_lives_while_any_handle_holds_it() -> None:
+    tracker = Tracker()
+    entry = await tracker.expect("T-1")
+    first = PendingOrder("T-1", tracker=tracker, entry=entry)
+    second = PendingOrder("T-1", tracker=tracker, entry=entry)
+    del entry, first
+    gc.collect()
+    assert "tracked=1" in repr(tracker)
+    del second
+    gc.collect()
+    assert "tracked=0" in repr(tracker)
+    await tracker.close()
+
+
+async def test_closing_an_owner_ends_the_wait_that_made_the_entry() -> None:
+    tracker = await queued()
+    owner = Owner(tracker, shared=True)
+    pending = PendingOrder._handed("T-1", None, owner, None)
+    waiting = asyncio.ensure_future(pending.wait(timeout=30))
+    for _ in range(100):  # turns of the loop until the waiter is parked
+        if "tracked=1" in repr(tracker):
+            break
+        await asyncio.sleep(0)
+    assert not waiting.done()
+    owner.close()
+    with pytest.raises(SipsClientClosedError, match="T-1"):
+        await waiting
+    # A handle of a closed owner makes no entry: it refuses at once.
+    tracker.release(await tracker.expect("T-2"))
+    later = PendingOrder._handed("T-2", None, owner, None)
+    with pytest.raises(SipsClientClosedError, match="T-2"):
+        await later.wait(timeout=30)
+    with pytest.raises(SipsClientClosedError, match="T-2"):
+        async for _ in later.updates():
+            pass
+    assert "tracked=1" in repr(tracker)  # T-1's only
+    assert not tracker.closed  # the tracker serves the other clients
     await tracker.close()
