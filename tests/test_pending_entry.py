@@ -251,3 +251,29 @@ async def test_closing_an_owner_ends_the_wait_that_made_the_entry() -> None:
     assert "tracked=1" in repr(tracker)  # T-1's only
     assert not tracker.closed  # the tracker serves the other clients
     await tracker.close()
+
+
+async def test_a_handle_without_an_entry_names_its_order_once_the_tracker_closed() -> (
+    None
+):
+    tracker = await queued()
+    pending = PendingOrder("T-1", tracker=tracker)
+    await tracker.close()
+    message = "the client was closed while order T-1 was awaited"
+    with pytest.raises(SipsClientClosedError) as caught:
+        await pending.wait(timeout=30)
+    assert str(caught.value) == message
+    with pytest.raises(SipsClientClosedError) as caught:
+        async for _ in pending.updates():
+            pass
+    assert str(caught.value) == message
+
+
+async def test_the_repr_shows_the_order_status_and_count() -> None:
+    tracker = await queued()
+    await tracker.record(update("1", event_type="OA", order_id="SRS-1"))
+    pending = PendingOrder("T-1", tracker=tracker)
+    assert repr(pending) == (
+        "<PendingOrder T-1 order_id=SRS-1 status=Processed updates=1>"
+    )
+    await tracker.close()
