@@ -11,6 +11,7 @@ import asyncio
 import datetime as dt
 import gc
 from collections.abc import AsyncGenerator
+from pathlib import Path
 
 import pytest
 
@@ -18,12 +19,14 @@ from sips_async import (
     OrderRejectedError,
     OrderStatus,
     OrderUpdate,
+    OrderWaitTimeout,
     PendingOrder,
     SipsClientClosedError,
     SipsConfigError,
     SubmitResult,
 )
 from sips_async._pending import Entry, Owner
+from sips_async.stores import SqliteStore
 from sips_async.webhooks import Tracker
 
 UTC = dt.UTC
@@ -276,4 +279,52 @@ async def test_the_repr_shows_the_order_status_and_count() -> None:
     assert repr(pending) == (
         "<PendingOrder T-1 order_id=SRS-1 status=Processed updates=1>"
     )
+    await tracker.close()
+
+
+async def test_a_wait_that_blocks_holds_the_entry_once() -> None:
+    tracker = Tracker()
+    entry = await tracker.expect("T-1")
+    pending = PendingOrder("T-1", tracker=tracker, entry=entry)
+    del entry
+    waiting = asyncio.ensure_future(pending.wait_for(OrderStatus.DELIVERED, timeout=30))
+    await asyncio.sleep(0)  # a turn: the waiter runs until it blocks
+    await tracker.record(update("1", status="Delivered"))
+    assert (await waiting).event_id == "1"
+    del pending, waiting
+    gc.collect()
+    assert "tracked=0" in repr(tracker)  # no second hold to outlive the handle
+    await tracker.close()
+
+
+async def durable(path: Path, *updates: OrderUpdate) -> Tracker:
+    """A fresh tracker on a SQLite file that holds ``updates`` of order T-1."""
+    writer = Tracker(SqliteStore(path))
+    writer.release(await writer.expect("T-1"))
+    for u in updates:
+        await writer.record(u)
+    await writer.close()
+    tracker = Tracker(SqliteStore(path))
+    await tracker.open()
+    return tracker
+
+
+async def test_a_first_wait_on_a_durable_store_reads_the_history(
+    tmp_path: Path,
+) -> None:
+    tracker = await durable(tmp_path / "orders.db", update("1", event_type="OA"))
+    pending = PendingOrder("T-1", tracker=tracker)  # no entry: nothing read yet
+    assert (await pending.wait(timeout=30)).event_id == "1"
+    assert "tracked=1" in repr(tracker)
+    await tracker.close()
+
+
+async def test_a_durable_history_without_a_match_keeps_the_wait_going(
+    tmp_path: Path,
+) -> None:
+    tracker = await durable(tmp_path / "orders.db", update("1", event_type="OA"))
+    pending = PendingOrder("T-1", tracker=tracker)
+    # Whatever the timer's length, the outcome is the same: nothing matches.
+    with pytest.raises(OrderWaitTimeout):
+        await pending.wait_for(OrderStatus.DELIVERED, timeout=0.5)
     await tracker.close()
