@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import gc
+import sys
 from collections.abc import AsyncGenerator
 from pathlib import Path
 
@@ -328,3 +329,44 @@ async def test_a_durable_history_without_a_match_keeps_the_wait_going(
     with pytest.raises(OrderWaitTimeout):
         await pending.wait_for(OrderStatus.DELIVERED, timeout=0.5)
     await tracker.close()
+
+
+def test_a_read_of_a_new_order_marks_the_entry_loaded() -> None:
+    entry = Entry("T-1")
+    entry.load(())
+    assert (entry.loaded, entry.updates, entry.order_id) == (True, (), None)
+
+
+def test_the_order_id_is_the_first_one_any_update_carried() -> None:
+    entry = Entry("T-1")
+    entry.add([update("1", event_type="OA")])
+    entry.add([update("2", order_id="SRS-2"), update("3", order_id="SRS-3")])
+    assert entry.order_id == "SRS-2"
+    entry.add([update("4")])  # one without an id changes nothing
+    assert entry.order_id == "SRS-2"
+
+
+async def test_a_cancelled_waiter_stays_cancelled_when_close_wakes_it() -> None:
+    tracker = Tracker()
+    entry = await tracker.expect("T-1")
+    pending = PendingOrder("T-1", tracker=tracker, entry=entry)
+    waiting = asyncio.ensure_future(pending.wait(timeout=30))
+    await asyncio.sleep(0)  # a turn: the waiter blocks on its future
+    waiting.cancel()
+    await tracker.close()  # wakes the entry before the waiter gets to run
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    assert waiting.cancelled()
+
+
+def test_dropping_odd_handles_raises_nothing_in_del(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    unraised: list[object] = []
+    monkeypatch.setattr(sys, "unraisablehook", unraised.append)
+    with pytest.raises(TypeError):
+        PendingOrder()  # type: ignore[call-arg]  # __del__ runs on a bare object
+    loose = PendingOrder("T-1", entry=Entry("T-1"))  # an entry but no tracker
+    del loose
+    gc.collect()
+    assert unraised == []
