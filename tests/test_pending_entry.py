@@ -22,6 +22,8 @@ from sips_async import (
     OrderUpdate,
     OrderWaitTimeout,
     PendingOrder,
+    PollConfig,
+    SipsClient,
     SipsClientClosedError,
     SipsConfigError,
     SubmitResult,
@@ -29,6 +31,9 @@ from sips_async import (
 from sips_async._pending import Entry, Owner
 from sips_async.stores import SqliteStore
 from sips_async.webhooks import Tracker
+
+from ._fake_sips import FakeSips
+from .factories import CLIENT_ID, CLIENT_SECRET
 
 UTC = dt.UTC
 NOON = dt.datetime(2026, 5, 20, 12, 0, tzinfo=UTC)
@@ -370,3 +375,30 @@ def test_dropping_odd_handles_raises_nothing_in_del(
     del loose
     gc.collect()
     assert unraised == []
+
+
+async def test_a_handle_built_with_a_poller_is_polled_while_waited_on() -> None:
+    # Polls are due in an hour: the watch only parks, SRS is never asked.
+    async with (
+        FakeSips() as fake,
+        SipsClient(
+            client_id=CLIENT_ID,
+            client_secret=CLIENT_SECRET,
+            base_url=fake.url,
+            poll=PollConfig(after=3600, every=3600),
+        ) as client,
+    ):
+        owner = client.orders._owner
+        tracker, poller = owner.tracker, owner.poller
+        assert poller is not None
+        tracker.release(await tracker.expect("T-1"))
+        pending = PendingOrder("T-1", tracker=tracker, poller=poller)
+        waiting = asyncio.ensure_future(pending.wait(timeout=30))
+        for _ in range(100):  # turns of the loop until the watch runs
+            if poller.active:
+                break
+            await asyncio.sleep(0)
+        assert poller.active == 1
+        await tracker.record(update("1", event_type="OA"))
+        assert (await waiting).event_id == "1"
+        assert poller.polls == 0
