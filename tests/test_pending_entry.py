@@ -402,3 +402,15 @@ async def test_a_handle_built_with_a_poller_is_polled_while_waited_on() -> None:
         await tracker.record(update("1", event_type="OA"))
         assert (await waiting).event_id == "1"
         assert poller.polls == 0
+
+
+async def test_a_handle_shows_what_its_entry_heard_before_any_read(
+    tmp_path: Path,
+) -> None:
+    tracker = await durable(tmp_path / "orders.db")
+    entry = tracker.entry("T-1")  # on a durable store: not read yet
+    assert not entry.loaded
+    pending = PendingOrder("T-1", tracker=tracker, entry=entry)
+    await tracker.record(update("1", event_type="OA", order_id="SRS-1"))
+    assert [u.event_id for u in pending.history] == ["1"]
+    await tracker.close()
