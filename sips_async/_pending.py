@@ -25,6 +25,7 @@ from .errors import (
     SipsClientClosedError,
     SipsConfigError,
     SipsError,
+    SipsValidationError,
 )
 from .models import OrderStatus, OrderUpdate, SubmitResult
 from .stores._base import replay_key
@@ -99,6 +100,10 @@ def _first_outcome(updates: Sequence[OrderUpdate]) -> OrderUpdate | None:
 def _matcher(target: StatusOrPredicate) -> Callable[[OrderUpdate], bool]:
     if callable(target) and not isinstance(target, str):
         return target
+    if not str(target).strip():
+        raise SipsValidationError(
+            "wait_for() needs a status, its text or a predicate; got an empty text"
+        )
     wanted = OrderStatus.parse(target)
     if isinstance(wanted, OrderStatus):
         return lambda u: u.status == wanted

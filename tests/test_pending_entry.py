@@ -26,6 +26,7 @@ from sips_async import (
     SipsClient,
     SipsClientClosedError,
     SipsConfigError,
+    SipsValidationError,
     SubmitResult,
 )
 from sips_async._pending import Entry, Owner
@@ -140,6 +141,14 @@ async def test_wait_for_a_status_matches_its_text_spacing_aside() -> None:
     tracker, pending = await pending_with(update("1", status="In  Review/Invoice Dept"))
     got = await pending.wait_for(OrderStatus.IN_REVIEW, timeout=30)
     assert got.event_id == "1"
+    await tracker.close()
+
+
+@pytest.mark.parametrize("status", ["", "   "])
+async def test_wait_for_an_empty_status_text_is_refused(status: str) -> None:
+    tracker, pending = await pending_with(update("1", status=None))
+    with pytest.raises(SipsValidationError, match="empty text"):
+        await pending.wait_for(status, timeout=30)
     await tracker.close()
 
 
