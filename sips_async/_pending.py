@@ -530,11 +530,16 @@ class PendingOrder:
     def _require(self) -> tuple[Tracker, Entry]:
         tracker = self._fed()
         entry = self._entry
-        if entry is None:  # first wait on it: from now on it has an entry
-            self._check_open(tracker, None)
-            entry = tracker.entry(self.transaction_id)
-            self._hold(entry)
+        if entry is None:
+            entry = self._take_entry(tracker)
         return tracker, entry
+
+    def _take_entry(self, tracker: Tracker) -> Entry:
+        """The first wait on this order: from now on it holds an entry."""
+        self._check_open(tracker, None)
+        entry = tracker.entry(self.transaction_id)
+        self._hold(entry)
+        return entry
 
     async def _wait(
         self,
@@ -549,9 +554,7 @@ class PendingOrder:
                 found = pick(held)
                 if found is not None:
                     return found
-            self._check_open(tracker, None)
-            entry = tracker.entry(self.transaction_id)  # waited on from now
-            self._hold(entry)
+            entry = self._take_entry(tracker)
         elif entry.loaded:  # already here (often, under load): no timer at all
             found = pick(entry.updates)
             if found is not None:

@@ -10,6 +10,7 @@ its own handles only, even on an order another client follows too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 from collections.abc import AsyncIterator
 
@@ -28,12 +29,6 @@ from ._fake_sips import FakeSips, post
 from .factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET, event_body, make_order
 
 
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSips]:
-    async with FakeSips() as server:
-        yield server
-
-
 def _client(fake: FakeSips, receiver: WebhookReceiver) -> SipsClient:
     return SipsClient(
         client_id=CLIENT_ID,
@@ -41,6 +36,20 @@ def _client(fake: FakeSips, receiver: WebhookReceiver) -> SipsClient:
         base_url=fake.url,
         webhook=receiver,
     )
+
+
+@contextlib.asynccontextmanager
+async def _served(
+    fake: FakeSips,
+) -> AsyncIterator[tuple[WebhookReceiver, SipsClient, str]]:
+    """A receiver on 127.0.0.1, a client enqueueing through it, and its URL."""
+    async with (
+        WebhookReceiver(WebhookConfig(secret=HOOK_SECRET)) as receiver,
+        _client(fake, receiver) as client,
+    ):
+        url = receiver.url
+        assert url is not None
+        yield receiver, client, url
 
 
 async def _parked(receiver: WebhookReceiver, entries: int) -> None:
@@ -61,12 +70,7 @@ async def _deliver(url: str, body: bytes) -> None:
 async def test_updates_before_any_wait_are_on_the_pending_order(
     fake: FakeSips,
 ) -> None:
-    async with (
-        WebhookReceiver(WebhookConfig(secret=HOOK_SECRET)) as receiver,
-        _client(fake, receiver) as client,
-    ):
-        url = receiver.url
-        assert url is not None
+    async with _served(fake) as (receiver, client, url):
         pending = await client.orders.enqueue(make_order())
         key = pending.transaction_id
         assert "tracked=0" in repr(receiver.tracker)  # no entry of its own
@@ -97,12 +101,7 @@ async def test_updates_before_any_wait_are_on_the_pending_order(
 async def test_a_wait_makes_the_entry_and_dropping_the_order_frees_it(
     fake: FakeSips,
 ) -> None:
-    async with (
-        WebhookReceiver(WebhookConfig(secret=HOOK_SECRET)) as receiver,
-        _client(fake, receiver) as client,
-    ):
-        url = receiver.url
-        assert url is not None
+    async with _served(fake) as (receiver, client, url):
         pending = await client.orders.enqueue(make_order())
         key = pending.transaction_id
         waiting = asyncio.ensure_future(pending.wait(timeout=5))

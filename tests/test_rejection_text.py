@@ -7,8 +7,6 @@ webhook POST to the client's receiver, the text read from the exception.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
@@ -18,12 +16,6 @@ from ._fake_sips import FakeSips, post
 from .factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET, event_body, make_order
 
 REASON = "Branch 'NOWHERE' is closed for ordering; use BRRIV."
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSips]:
-    async with FakeSips() as server:
-        yield server
 
 
 async def test_rejection_text_reaches_the_waiter(fake: FakeSips) -> None:

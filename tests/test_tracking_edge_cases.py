@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -177,12 +176,6 @@ async def test_updates_drains_what_arrived_with_the_final_one() -> None:
     assert seen == ["1", "3", "2"]
     assert pending.status == OrderStatus.DELIVERED
     await tracker.close()
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeSips]:
-    async with FakeSips() as server:
-        yield server
 
 
 async def test_shared_receiver_survives_one_client_closing(fake: FakeSips) -> None:

@@ -32,12 +32,6 @@ from .factories import CLIENT_ID, CLIENT_SECRET, HOOK_SECRET, event_body, make_o
 
 
 @pytest.fixture
-async def fake() -> AsyncIterator[FakeSips]:
-    async with FakeSips() as server:
-        yield server
-
-
-@pytest.fixture
 async def session() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as http:
         yield http

@@ -55,6 +55,7 @@ __all__ = [
     "TrackedOrder",
     "decode_update",
     "encode_update",
+    "log_over_cap",
     "order_key",
     "replay_key",
 ]
@@ -160,6 +161,16 @@ ChangeListener = Callable[[Change], None]
 #: Key prefixes the store files updates under when no order claims them: a
 #: transactionID may not start with one (its order would take in strangers).
 RESERVED_PREFIXES: Final = ("order:", "event:")
+
+
+def log_over_cap(update: OrderUpdate, key: str, max_updates: int) -> None:
+    """Log, as every store does, an update dropped at its order's update cap."""
+    logger.warning(
+        "dropped update %s of order %s: it has %d updates already",
+        update.event_id,
+        key,
+        max_updates,
+    )
 
 
 def order_key(update: OrderUpdate, alias: str | None) -> str:

@@ -22,6 +22,7 @@ from ._base import (
     OrderState,
     Recorded,
     TrackedOrder,
+    log_over_cap,
     logger,
     order_key,
     replay_key,
@@ -297,12 +298,7 @@ class MemoryStore(Listeners):
                 order.replays = replays
                 return Recorded(key, False)
             if len(updates) >= self._max_updates:
-                logger.warning(
-                    "dropped update %s of order %s: it has %d updates already",
-                    update.event_id,
-                    key,
-                    self._max_updates,
-                )
+                log_over_cap(update, key, self._max_updates)
                 return Recorded(key, False)
             order.replays = (*replays, marker)
             order.updates = (*updates, update)

@@ -85,6 +85,7 @@ from ._base import (
     TrackedOrder,
     decode_update,
     encode_update,
+    log_over_cap,
     logger,
     order_key,
     replay_key,
@@ -1035,12 +1036,7 @@ class RedisStore(Listeners):
         status, key, merged, unknown, finished = await self._run("record", args, None)
         self._log_drops(unknown, finished)
         if status == 2:
-            logger.warning(
-                "dropped update %s of order %s: it has %d updates already",
-                update.event_id,
-                key,
-                self._max_updates,
-            )
+            log_over_cap(update, key, self._max_updates)
         if status != 1:
             return Recorded(key, False)
         self.notify(Change(key, (update,), reload=merged))

@@ -38,6 +38,7 @@ from ._base import (
     TrackedOrder,
     decode_update,
     encode_update,
+    log_over_cap,
     logger,
     order_key,
     replay_key,
@@ -815,12 +816,7 @@ class SqliteStore(Listeners):
             self._unknown += 1
             self._cap_unknown(db)
         elif found[1] >= self._max_updates:
-            logger.warning(
-                "dropped update %s of order %s: it has %d updates already",
-                update.event_id,
-                key,
-                self._max_updates,
-            )
+            log_over_cap(update, key, self._max_updates)
         return Recorded(key, False)
 
     def _link(self, db: _Db, key: str, srs_id: str) -> bool:
