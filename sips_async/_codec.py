@@ -407,7 +407,11 @@ def decode_submit_result(data: bytes, *, sent_id: str | None = None) -> SubmitRe
     value = wire.orderID
     order_id = (value.strip() or None) if type(value) is str else _text(value)
     value = wire.queueID
-    queue_id = (value.strip() or None) if type(value) is str else _text(value)
+    queue_id = (
+        (value.strip() or None)
+        if type(value) is str
+        else (None if value is None else _text(value))
+    )
     return SubmitResult(
         message=sys.intern(wire.message) if wire.message else "",
         transaction_id=sent_id if transaction_id == sent_id else transaction_id,

@@ -123,10 +123,11 @@ class OrdersResource:
         body = encode_order(order, body=self._body)
         key = order.transaction_id
         tracker = self._tracker
-        await tracker.open()
         details = order.po_details
-        await tracker.store.begin(
-            key, po_number=details.po_number if details is not None else None
+        await tracker.register(
+            key,
+            po_number=details.po_number if details is not None else None,
+            follow=False,
         )
         # The hot path of the benchmarks: _send and _settle inlined.
         try:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from collections.abc import Mapping
 from typing import Final
 
@@ -25,7 +26,7 @@ from ._codec import error_from_response
 from ._config import RetryConfig
 from ._outcome import maybe_placed
 from ._redact import redact
-from ._transport import Response, Transport
+from ._transport import FAILURES, Response, Transport
 from .errors import (
     SipsConnectionError,
     SipsError,
@@ -92,19 +93,15 @@ def next_wait(
 
 
 class _Call(msgspec.Struct, gc=False):
-    """One logical call: its arguments and its state across attempts.
+    """One logical call: what its retry log names and its state across attempts.
 
     (A msgspec Struct: built in C, once per request. ``gc=False``: it holds
-    strings, bytes, numbers and the caller's query mapping, none of which
-    refers back to it.)
+    strings, numbers and booleans, none of which refers back to it.)
     """
 
     method: str
     path: str
-    json: bytes | None
-    timeout: float
     started: float
-    params: Mapping[str, str] | None = None
     attempt: int = 0
     order_sent: bool = False
     #: Whether an attempt so far may have placed the order.
@@ -147,12 +144,58 @@ class Requester:
                 is re-sent only as ``RetryConfig.submit`` allows.
         """
         clock = self._clock
-        call = _Call(method, path, json, timeout, clock.monotonic(), params)
+        call = _Call(method, path, clock.monotonic())
+        auth = self._auth
+        transport = self._transport
         try:
             while True:
                 call.attempt += 1
                 try:
-                    return await self._send(call)
+                    # One attempt, inline, aiohttp entered here rather than
+                    # through Transport.send: two coroutines fewer on the await
+                    # chain that every suspension of the request walks.
+                    for refreshed in (False, True):
+                        call.order_sent = False
+                        # The cached token needs no await.
+                        token = auth.cached() or await auth.token()
+                        call.order_sent = True
+                        started = time.perf_counter()
+                        try:
+                            async with transport.request(
+                                method,
+                                path,
+                                token=token,
+                                json=json,
+                                params=params,
+                                timeout=timeout,
+                            ) as answer:
+                                resp = Response(
+                                    answer.status, answer.headers, await answer.read()
+                                )
+                        except FAILURES as exc:
+                            raise transport.failure(
+                                exc, method, path, timeout, call.attempt, started
+                            ) from None
+                        if logger.isEnabledFor(logging.DEBUG):
+                            transport.logged(
+                                method, path, resp.status, call.attempt, started
+                            )
+                        if resp.status != 401 or refreshed:
+                            break
+                        # A 401 is answered before the request is handled:
+                        # refresh the token once and repeat once; a second
+                        # 401 is final.
+                        auth.invalidate(token)
+                    if resp.status < 400:
+                        return resp
+                    raise error_from_response(
+                        resp.status,
+                        resp.body,
+                        resp.headers,
+                        method=method,
+                        path=path,
+                        secrets=(token, *auth.secrets()),
+                    )
                 except SipsError as exc:
                     # A failure before the order request left (the token)
                     # places nothing; after it, the pure policy in _outcome
@@ -190,39 +233,6 @@ class Requester:
         if wait is not None:
             _log_retry(call, wait, elapsed, exc)
         return wait
-
-    async def _send(self, call: _Call) -> Response:
-        method, path = call.method, call.path
-        auth = self._auth
-        for refreshed in (False, True):
-            call.order_sent = False
-            # The cached token needs no await (one coroutine less per call).
-            token = auth.cached() or await auth.token()
-            call.order_sent = True
-            resp = await self._transport.send(
-                method,
-                path,
-                token=token,
-                json=call.json,
-                params=call.params,
-                timeout=call.timeout,
-                attempt=call.attempt,
-            )
-            if resp.status != 401 or refreshed:
-                break
-            # A 401 is answered before the request is handled: refresh the
-            # token once and repeat once; a second 401 is final.
-            auth.invalidate(token)
-        if resp.status >= 400:
-            raise error_from_response(
-                resp.status,
-                resp.body,
-                resp.headers,
-                method=method,
-                path=path,
-                secrets=(token, *auth.secrets()),
-            )
-        return resp
 
 
 def _log_retry(call: _Call, wait: float, elapsed: float, exc: BaseException) -> None:

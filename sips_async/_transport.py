@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
+from contextlib import AbstractAsyncContextManager
 from typing import Final
 
 import aiohttp
@@ -26,6 +27,9 @@ logger: Final = logging.getLogger("sips_async")
 _JSON: Final = "application/json"
 _USER_AGENT: Final = f"sips-async/{__version__}"
 
+
+#: What aiohttp raises for a request that got no answer (see ``failure``).
+FAILURES: Final = (TimeoutError, aiohttp.ClientError)
 
 #: Per-request timeouts kept per client (``timeout`` values in use): more than
 #: this many distinct values and the cache starts afresh.
@@ -92,6 +96,49 @@ class Transport:
         if session is not None and self._owns:
             await session.close()
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        json: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> AbstractAsyncContextManager[aiohttp.ClientResponse]:
+        """Start one request: aiohttp's response context, for ``async with``.
+
+        No I/O until it is entered. :meth:`send` is the whole exchange; the
+        retrying layer enters this itself (one coroutine fewer on every
+        request's await chain) and maps failures with :meth:`failure`.
+        """
+        session = self._session
+        if session is None:
+            raise SipsClientClosedError("the client is not open (use 'async with')")
+        headers: dict[str, str]
+        if token is not None:
+            bearer = self._bearer
+            if bearer is None or bearer[0] != token:
+                bearer = self._bearer = _bearer_headers(token)
+            headers = bearer[1] if json is not None else bearer[2]
+        elif json is not None:
+            headers = {"Content-Type": _JSON}
+        else:
+            headers = {}
+        client_timeout = self._timeouts.get(timeout)
+        if client_timeout is None:
+            client_timeout = self._client_timeout(timeout)
+        return session.request(
+            method,
+            self._base + path,
+            data=json if json is not None else form,
+            params=params,
+            headers=headers,
+            timeout=client_timeout,
+            allow_redirects=False,
+        )
+
     async def send(
         self,
         method: str,
@@ -114,65 +161,60 @@ class Transport:
                 the connection could not be opened.
             SipsTimeoutError: no answer within ``timeout`` seconds.
         """
-        session = self._session
-        if session is None:
-            raise SipsClientClosedError("the client is not open (use 'async with')")
-        headers: dict[str, str]
-        if token is not None:
-            bearer = self._bearer
-            if bearer is None or bearer[0] != token:
-                bearer = self._bearer = _bearer_headers(token)
-            headers = bearer[1] if json is not None else bearer[2]
-        elif json is not None:
-            headers = {"Content-Type": _JSON}
-        else:
-            headers = {}
-        client_timeout = self._timeouts.get(timeout)
-        if client_timeout is None:
-            client_timeout = self._client_timeout(timeout)
         started = time.perf_counter()
         try:
-            async with session.request(
+            async with self.request(
                 method,
-                self._base + path,
-                data=json if json is not None else form,
+                path,
+                token=token,
+                json=json,
+                form=form,
                 params=params,
-                headers=headers,
-                timeout=client_timeout,
-                allow_redirects=False,
+                timeout=timeout,
             ) as resp:
-                body = await resp.read()
-                status = resp.status
-                answer = Response(status, resp.headers, body)
-        except aiohttp.ConnectionTimeoutError:
-            self._log(method, path, "connect-timeout", attempt, started)
-            raise SipsTimeoutError(
+                answer = Response(resp.status, resp.headers, await resp.read())
+        except FAILURES as exc:
+            raise self.failure(exc, method, path, timeout, attempt, started) from None
+        if logger.isEnabledFor(logging.DEBUG):  # checked here: no call when off
+            self.logged(method, path, answer.status, attempt, started)
+        return answer
+
+    def failure(
+        self,
+        exc: BaseException,
+        method: str,
+        path: str,
+        timeout: float,
+        attempt: int,
+        started: float,
+    ) -> SipsConnectionError:
+        """The SDK's error for an aiohttp failure (one of :data:`FAILURES`)."""
+        if isinstance(exc, aiohttp.ConnectionTimeoutError):
+            self.logged(method, path, "connect-timeout", attempt, started)
+            return SipsTimeoutError(
                 f"could not connect within {self._connect_timeout} s",
                 method=method,
                 path=path,
                 sent=False,
-            ) from None
-        except (TimeoutError, aiohttp.ServerTimeoutError):
-            self._log(method, path, "timeout", attempt, started)
-            raise SipsTimeoutError(
+            )
+        if isinstance(exc, (TimeoutError, aiohttp.ServerTimeoutError)):
+            self.logged(method, path, "timeout", attempt, started)
+            return SipsTimeoutError(
                 f"no answer within {timeout} s", method=method, path=path
-            ) from None
-        except aiohttp.ClientConnectorError as exc:
-            self._log(method, path, "connect-error", attempt, started)
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError):
+            self.logged(method, path, "connect-error", attempt, started)
             reason = exc.os_error.strerror or type(exc.os_error).__name__
-            raise SipsConnectionError(
+            return SipsConnectionError(
                 f"cannot connect: {reason}",
                 method=method,
                 path=path,
                 sent=False,
-            ) from None
-        except aiohttp.ClientError as exc:
-            self._log(method, path, "connection-error", attempt, started)
-            raise SipsConnectionError(
-                f"connection failed: {type(exc).__name__}", method=method, path=path
-            ) from None
-        self._log(method, path, status, attempt, started)
-        return answer
+            )
+        self.logged(method, path, "connection-error", attempt, started)
+        return SipsConnectionError(
+            f"connection failed: {type(exc).__name__}", method=method, path=path
+        )
 
     def _client_timeout(self, timeout: float) -> aiohttp.ClientTimeout:
         timeouts = self._timeouts
@@ -184,9 +226,10 @@ class Transport:
         return client_timeout
 
     @staticmethod
-    def _log(
+    def logged(
         method: str, path: str, status: int | str, attempt: int, started: float
     ) -> None:
+        """Log one finished request at DEBUG (path redacted, no query)."""
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug(
                 "%s %s status=%s attempt=%d elapsed_ms=%.1f",

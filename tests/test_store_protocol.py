@@ -521,6 +521,20 @@ async def test_a_first_link_with_no_orphans_tells_nobody(backend: Backend) -> No
         assert changes == []
 
 
+@pytest.mark.parametrize("state", [OrderState.PLACED, OrderState.QUEUED])
+async def test_an_update_with_only_the_srs_id_finds_a_settled_order(
+    backend: Backend, state: OrderState
+) -> None:
+    # SRS's answer gave the order its id; a later update that names only
+    # that id is the order's, whether it was placed (a full row) or queued.
+    async with opened(backend) as store:
+        await store.begin("tx-9")
+        await store.settle("tx-9", state, order_id="SRS-9")
+        recorded = await store.record(update(tx=None, order_id="SRS-9", event_id="a"))
+        assert recorded.key == "tx-9"
+        assert ids(await store.history("tx-9")) == ["a"]
+
+
 async def test_a_merged_orphan_delivered_again_is_a_replay(backend: Backend) -> None:
     orphan = update(tx=None, order_id="SRS-8", event_id="o")
     async with opened(backend) as store:

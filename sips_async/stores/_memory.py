@@ -232,21 +232,56 @@ class MemoryStore(Listeners):
         if order is None or order.state is None:
             await self.begin(transaction_id, state=state)
             order = self._orders[transaction_id]
-        if isinstance(order, _Row) and not _stays_a_row(order, state, queue_id, error):
-            order = self._full(transaction_id)
-        order.state = state
-        order.order_id = order.order_id or order_id
-        order.queue_id = queue_id or order.queue_id
-        if isinstance(order, _Order):
-            order.error = error
-            if state in SETTLED_STATES and order.final_at is None:
+        settled = state in SETTLED_STATES
+        if type(order) is _Row and (
+            # What keeps it a row (see _Row): inline, this is every call's path.
+            settled
+            or error is not None
+            or (queue_id and order.queue_id and queue_id != order.queue_id)
+        ):
+            # The full row in one construction, not built then assigned to:
+            # every synchronously placed order comes this way.
+            now = self._clock() if settled else None
+            order = self._orders[transaction_id] = _Order(
+                state,
+                order.created,
+                order.po_number,
+                order.order_id or order_id,
+                queue_id or order.queue_id,
+                error,
+                now,
+                aliases=(
+                    _aliases_of(order) if order.order_id or order.queue_id else None
+                ),
+            )
+            if now is not None:
                 # Placed, or provably never sent: retention starts now.
-                now = order.final_at = self._clock()
                 self._finished.append((now, transaction_id))
+        else:
+            order.state = state
+            order.order_id = order.order_id or order_id
+            order.queue_id = queue_id or order.queue_id
+            if type(order) is _Order:
+                order.error = error
+                if settled and order.final_at is None:
+                    now = order.final_at = self._clock()
+                    self._finished.append((now, transaction_id))
+        if not order_id and not queue_id:
+            return
+        aliases = self._aliases
         merged = False
-        if order_id:
-            merged = self._link(transaction_id, order, order_id)
-        if queue_id and queue_id != order_id:  # SRS's queue answer: usually equal
+        if order_id and aliases.get(order_id) != transaction_id:
+            if not self._unknown and type(order) is _Order and order.aliases is None:
+                # _link's common case (a first id, no orphans): no call.
+                aliases[order_id] = transaction_id
+                order.aliases = order_id
+            else:
+                merged = self._link(transaction_id, order, order_id)
+        if (
+            queue_id  # SRS's queue answer: usually the order id again
+            and queue_id != order_id
+            and aliases.get(queue_id) != transaction_id
+        ):
             merged = self._link(transaction_id, order, queue_id) or merged
         if merged:
             self.notify(Change(transaction_id, reload=True))
@@ -338,17 +373,13 @@ class MemoryStore(Listeners):
         order = self._orders[key]
         if isinstance(order, _Order):
             return order
-        order_id, queue_id = order.order_id, order.queue_id
-        aliases: str | tuple[str, ...] | None = order_id or None
-        if queue_id and queue_id != order_id:
-            aliases = (order_id, queue_id) if order_id else queue_id
         full = self._orders[key] = _Order(
             order.state,
             order.created,
             order.po_number,
-            order_id,
-            queue_id,
-            aliases=aliases,
+            order.order_id,
+            order.queue_id,
+            aliases=_aliases_of(order),
         )
         return full
 
@@ -357,8 +388,11 @@ class MemoryStore(Listeners):
         if self._aliases.get(srs_id) == key:
             return False
         self._aliases[srs_id] = key
-        if isinstance(order, _Order):
-            order.link(srs_id)
+        if type(order) is _Order:
+            if order.aliases is None:  # its first id, usually: no call
+                order.aliases = srs_id
+            else:
+                order.link(srs_id)
         elif srs_id != order.order_id and srs_id != order.queue_id:
             self._full(key).link(srs_id)
         if not self._unknown:  # orphans are unknown orders: none at all
@@ -422,17 +456,12 @@ class MemoryStore(Listeners):
                 del self._aliases[srs_id]
 
 
-def _stays_a_row(
-    row: _Row, state: OrderState, queue_id: str | None, error: str | None
-) -> bool:
-    """Whether settling ``row`` so keeps it a :class:`_Row`: no error, no
-    settled fate, and no queue id replacing another (it would drop out of
-    the ids the row links; a second order id is kept by ``_link``)."""
-    return (
-        error is None
-        and state not in SETTLED_STATES
-        and (not queue_id or not row.queue_id or queue_id == row.queue_id)
-    )
+def _aliases_of(row: _Row) -> str | tuple[str, ...] | None:
+    """The ids ``row`` links, as an :class:`_Order` holds them."""
+    order_id, queue_id = row.order_id, row.queue_id
+    if queue_id and queue_id != order_id:
+        return (order_id, queue_id) if order_id else queue_id
+    return order_id or None
 
 
 def _arrival(update: OrderUpdate) -> dt.datetime:

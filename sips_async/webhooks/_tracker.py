@@ -153,13 +153,17 @@ class Tracker:
         self._loaded(entry, await self.store.begin(key, po_number=po_number))
         return entry
 
-    async def register(self, key: str, *, po_number: str | None = None) -> Entry | None:
-        """:meth:`expect` for ``enqueue``: no entry when the store can be peeked.
+    async def register(
+        self, key: str, *, po_number: str | None = None, follow: bool = True
+    ) -> Entry | None:
+        """Write an order to the store before its request leaves.
 
-        With an in-process store the order's updates stay in the store's row
-        until someone waits on it; otherwise this is :meth:`expect`.
+        ``follow`` (``enqueue``): the order will be waited on, so it gets an
+        entry (:meth:`expect`) unless the store can be peeked, where its
+        updates stay in the store's row until someone waits on it. Without
+        (``submit``) no entry is made. The entry, or ``None``.
         """
-        if self._peek is None:
+        if follow and self._peek is None:
             return await self.expect(key, po_number=po_number)
         if self._unsubscribe is None:
             await self.open()
