@@ -12,7 +12,9 @@ Method, shared by every benchmark:
   (the SDK and each baseline), so no two sides share an event loop.
 * Sides run interleaved against the same server process: a warm-up round that
   is discarded, then rounds of one trial per side (``A B C``, then ``C B A``,
-  ...), five in a full run, two with ``--quick``. Each round yields a ratio
+  ...), nine in a full run, two with ``--quick`` (a single trial moves by
+  20-30% on a small shared VM; the memory benchmark, deterministic, uses
+  three fresh processes per side). Each round yields a ratio
   SDK/baseline; the reported figure is the median of those ratios, and each
   side's own figures are medians across its trials.
 * Each trial opens a fresh client (or receiver), warms it with one request per

@@ -215,7 +215,7 @@ benchmark's module docstring (repeated below); in short:
 - every party runs in its own process (spawned): the loopback aiohttp server
   and one client process per side, so sides never share an event loop;
 - sides run interleaved against the same server process (a discarded warm-up
-  round, then rounds `A B C`, `C B A`, ...); each round gives one ratio
+  round, then nine rounds `A B C`, `C B A`, ...); each round gives one ratio
   SDK/baseline; tables show per-side medians and the median ratio with its
   range over the rounds in parentheses (every pair is in the JSON files);
 - every trial runs a fixed number of operations with a fixed number of

@@ -189,13 +189,13 @@ def run(opts: Options) -> Outcome:
     print(f"  memory pending orders={count}")
     trials = interleave(
         {side: partial(_measure, side, count) for side in SIDES},
-        rounds=opts.rounds,
+        rounds=opts.processes,
         warmup=0,
     )
     per_order = ratios(trials["sdk"], trials["bare"], "per_order")
     table = Table(
         f"memory: traced bytes at {count:,} pending orders (median of "
-        f"{opts.rounds} fresh processes per side)",
+        f"{opts.processes} fresh processes per side)",
         ["side", "bytes per order", "total MiB", "SDK/bare"],
     )
     for side in SIDES:
