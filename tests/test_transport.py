@@ -18,7 +18,7 @@ import pytest
 from aiohttp import web
 
 from sips_async import SipsClientClosedError, SipsConnectionError, SipsTimeoutError
-from sips_async._transport import Transport
+from sips_async._transport import _TIMEOUTS_KEPT, Transport
 from sips_async._version import __version__
 from tests._mock import serve
 
@@ -231,3 +231,27 @@ async def test_failure_maps_each_aiohttp_error_and_logs_it(
     )
     assert found is not None, record.getMessage()
     assert 0.0 <= float(found[1]) <= took_ms + 0.1
+
+
+async def test_open_bounds_connections_to_max_connections() -> None:
+    t = Transport(
+        base_url="http://127.0.0.1:9",
+        session=None,
+        max_connections=3,
+        connect_timeout=1,
+    )
+    await t.open()
+    try:
+        session = t._session
+        assert session is not None
+        assert session.connector is not None
+        assert session.connector.limit == 3
+    finally:
+        await t.aclose()
+
+
+async def test_timeouts_kept_never_exceed_the_bound(transport: Transport) -> None:
+    for i in range(1, _TIMEOUTS_KEPT + 2):
+        await transport.send("GET", "/echo", timeout=float(i))
+        assert len(transport._timeouts) <= _TIMEOUTS_KEPT
+    assert float(_TIMEOUTS_KEPT + 1) in transport._timeouts
