@@ -205,3 +205,20 @@ async def test_a_full_order_settled_uncertain_stays_outstanding() -> None:
     await store.settle("tx-1", OrderState.UNCERTAIN, error="reset")
     listed = [o.transaction_id async for o in store.outstanding()]
     assert listed == ["tx-1"]
+
+
+@pytest.mark.parametrize("queued_first", [False, True])
+async def test_a_dropped_order_releases_its_srs_id(queued_first: bool) -> None:
+    # Once a placed order is dropped at its retention, an update naming its
+    # SRS id is an unknown order's again, not routed to the dropped key.
+    clock = Clock()
+    store = MemoryStore(retention=10, clock=clock)
+    await store.begin("tx-1")
+    if queued_first:
+        await store.settle("tx-1", OrderState.QUEUED, order_id="O-1")
+    await store.settle("tx-1", OrderState.PLACED, order_id="O-1")
+    clock.now += 10
+    await store.begin("tx-2")
+    assert await store.get("tx-1") is None
+    got = await store.record(update("late", tx=None, order_id="O-1"))
+    assert got.key == "order:O-1"
