@@ -435,6 +435,19 @@ async def test_timeout_is_timeout_error_retried(clock: FakeClock) -> None:
     assert isinstance(info.value, SipsConnectionError)
 
 
+async def test_timeout_message_names_the_timeout_of_the_call(
+    clock: FakeClock,
+) -> None:
+    with aioresponses() as m:
+        mock_token(m)
+        m.get(URL, timeout=True, repeat=True)
+        async with make_client(retry=RetryConfig(max_tries=1), clock=clock) as client:
+            with pytest.raises(SipsTimeoutError) as info:
+                await client.orders.get(874, timeout=7.5)
+    assert "no answer within 7.5 s" in str(info.value)
+    assert info.value.sent is True
+
+
 async def test_connect_timeout_is_timeout_error_not_sent(clock: FakeClock) -> None:
     with aioresponses() as m:
         mock_token(m)

@@ -163,3 +163,62 @@ async def test_a_queued_order_stays_a_row_until_it_needs_more() -> None:
     for srs_id, key in (("S-1", "same"), ("Q-2", "two"), ("Q-9", "two")):
         got = await store.record(update(f"by-{srs_id}", tx=None, order_id=srs_id))
         assert got.key == key, srs_id
+
+
+def _kind(store: MemoryStore, key: str) -> type:
+    return type(store._orders[key])
+
+
+async def test_a_row_turned_full_by_an_update_keeps_its_fields() -> None:
+    store = MemoryStore()
+    await store.begin("tx-1", po_number="PO-1")
+    await store.settle("tx-1", OrderState.QUEUED, order_id="O-1", queue_id="Q-1")
+    assert _kind(store, "tx-1") is _Row
+    await store.record(update("u"))
+    assert _kind(store, "tx-1") is _Order
+    got = await store.get("tx-1")
+    assert got is not None
+    assert (got.po_number, got.order_id, got.queue_id) == ("PO-1", "O-1", "Q-1")
+    assert got.state is OrderState.QUEUED
+
+
+async def test_a_full_order_placed_later_starts_its_retention_then() -> None:
+    clock = Clock()
+    store = MemoryStore(retention=10, clock=clock)
+    await store.begin("tx-1")
+    await store.record(update("u"))  # not final: an _Order, no retention yet
+    assert type(store._orders["tx-1"]) is _Order
+    clock.now += 100
+    await store.settle("tx-1", OrderState.PLACED, order_id="O-1")
+    clock.now += 9.5
+    await store.begin("tx-2")
+    assert await store.get("tx-1") is not None
+    clock.now += 0.5
+    await store.begin("tx-3")
+    assert await store.get("tx-1") is None
+
+
+async def test_a_full_order_settled_uncertain_stays_outstanding() -> None:
+    store = MemoryStore(retention=10, clock=Clock())
+    await store.begin("tx-1")
+    await store.record(update("u"))
+    await store.settle("tx-1", OrderState.UNCERTAIN, error="reset")
+    listed = [o.transaction_id async for o in store.outstanding()]
+    assert listed == ["tx-1"]
+
+
+@pytest.mark.parametrize("queued_first", [False, True])
+async def test_a_dropped_order_releases_its_srs_id(queued_first: bool) -> None:
+    # Once a placed order is dropped at its retention, an update naming its
+    # SRS id is an unknown order's again, not routed to the dropped key.
+    clock = Clock()
+    store = MemoryStore(retention=10, clock=clock)
+    await store.begin("tx-1")
+    if queued_first:
+        await store.settle("tx-1", OrderState.QUEUED, order_id="O-1")
+    await store.settle("tx-1", OrderState.PLACED, order_id="O-1")
+    clock.now += 10
+    await store.begin("tx-2")
+    assert await store.get("tx-1") is None
+    got = await store.record(update("late", tx=None, order_id="O-1"))
+    assert got.key == "order:O-1"

@@ -418,6 +418,22 @@ async def test_always_submit_bounded_by_max_tries(clock: FakeClock) -> None:
         assert count(m, "POST", SUBMIT_URL) == 4
 
 
+async def test_maybe_placed_by_an_earlier_attempt_survives_a_later_refusal(
+    clock: FakeClock,
+) -> None:
+    # A 500 may have placed the order; the 503s after it place nothing, but
+    # do not undo the first: the error says "maybe placed", not "not placed".
+    with aioresponses() as m:
+        mock_token(m)
+        m.post(SUBMIT_URL, status=500)
+        m.post(SUBMIT_URL, status=503, repeat=True)
+        with pytest.raises(SipsServerError) as info:
+            await _place("submit", m, "always", tries=3, clock=clock)
+        assert count(m, "POST", SUBMIT_URL) == 3
+    assert info.value.status == 503
+    assert info.value.maybe_placed is True
+
+
 @pytest.mark.parametrize("kind", list(SUBMIT_URLS))
 @pytest.mark.parametrize("failure", [*_AMBIGUOUS, *_REFUSED])
 async def test_never_submit_is_never_resent(
