@@ -58,6 +58,14 @@ async def transport() -> AsyncIterator[Transport]:
             await t.aclose()
 
 
+def _assert_logged(caplog: pytest.LogCaptureFixture, head: str, took_ms: float) -> None:
+    """One DEBUG line, ``head`` then an elapsed time no longer than the call."""
+    [record] = [r for r in caplog.records if r.name == "sips_async"]
+    found = re.fullmatch(rf"{head} elapsed_ms=([0-9.]+)", record.getMessage())
+    assert found is not None, record.getMessage()
+    assert 0.0 <= float(found[1]) <= took_ms + 0.1
+
+
 def _seen(body: bytes) -> dict[str, object]:
     got = msgspec.json.decode(body)
     assert isinstance(got, dict)
@@ -111,12 +119,7 @@ async def test_send_logs_one_debug_line_per_request(
     before = time.perf_counter()
     await transport.send("GET", "/echo", timeout=5.0)
     took_ms = (time.perf_counter() - before) * 1000
-    [record] = [r for r in caplog.records if r.name == "sips_async"]
-    found = re.fullmatch(
-        r"GET /echo status=200 attempt=1 elapsed_ms=([0-9.]+)", record.getMessage()
-    )
-    assert found is not None, record.getMessage()
-    assert 0.0 <= float(found[1]) <= took_ms + 0.1
+    _assert_logged(caplog, r"GET /echo status=200 attempt=1", took_ms)
 
 
 async def test_closed_transport_says_so() -> None:
@@ -227,13 +230,7 @@ async def test_failure_maps_each_aiohttp_error_and_logs_it(
     assert type(err) is kind
     assert str(err) == f"GET /orders/874: {message}"
     assert (err.method, err.path, err.sent) == ("GET", "/orders/874", sent)
-    [record] = [r for r in caplog.records if r.name == "sips_async"]
-    found = re.fullmatch(
-        rf"GET /orders/874 status={label} attempt=3 elapsed_ms=([0-9.]+)",
-        record.getMessage(),
-    )
-    assert found is not None, record.getMessage()
-    assert 0.0 <= float(found[1]) <= took_ms + 0.1
+    _assert_logged(caplog, rf"GET /orders/874 status={label} attempt=3", took_ms)
 
 
 async def test_open_bounds_connections_to_max_connections() -> None:

@@ -266,25 +266,16 @@ class MemoryStore(Listeners):
                 if settled and order.final_at is None:
                     now = order.final_at = self._clock()
                     self._finished.append((now, transaction_id))
-        if not order_id and not queue_id:
-            return
         aliases = self._aliases
         merged = False
         if order_id and aliases.get(order_id) != transaction_id:
-            # _link's common cases without the call: no orphans (so nothing
-            # to merge) and the order's first id, or the id the row holds.
-            if self._unknown:
-                merged = self._link(transaction_id, order, order_id)
-            elif type(order) is _Order:
-                if order.aliases is None:
-                    aliases[order_id] = transaction_id
-                    order.aliases = order_id
-                else:
-                    self._link(transaction_id, order, order_id)
-            elif order_id == order.order_id or order_id == order.queue_id:
+            if not self._unknown and type(order) is _Order and order.aliases is None:
+                # _link's case for a placed order's first id, no orphans to
+                # merge: the same two writes without the call.
                 aliases[order_id] = transaction_id
+                order.aliases = order_id
             else:
-                self._link(transaction_id, order, order_id)
+                merged = self._link(transaction_id, order, order_id)
         if (
             queue_id  # SRS's queue answer: usually the order id again
             and queue_id != order_id
