@@ -11,6 +11,17 @@ ingest analysis in BENCHMARKS.md. In one process, on each loop:
   raw-socket client in the same process (64 keep-alive connections), CPU per
   webhook of the whole process: the client's share is the same on both
   sides, so the difference is what the SDK adds;
+* ``--sqlite``: a third server side, the SDK receiver on a ``SqliteStore``
+  (a fresh file in a temporary directory), with where its extra time goes:
+  the writer's groups (how many, how many webhooks each), the CPU of the
+  group's work on the connection's thread per webhook, the wall time each
+  group takes there, and the process's voluntary context switches per
+  webhook (the loop thread and the connection's thread handing the GIL to
+  each other); then the same with every group run on the loop thread
+  instead (``sdk-sqlite-on-loop``, an experiment, not an option of the
+  store: a second connection to the same file, used from the loop), which
+  is what taking the thread away would save, and cost (the loop blocked
+  for each group's write);
 * ``--profile``: the Python functions the SDK side runs per webhook that
   the bare side does not (cProfile call counts and own time per webhook;
   cProfile inflates small functions, so read the counts first).
@@ -24,15 +35,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import cProfile
 import gc
 import pstats
+import resource
+import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from functools import partial
 from typing import Any, Final, cast
 
 from sips_async import PendingOrder, WebhookConfig, WebhookReceiver
+from sips_async.stores import SqliteStore
 from sips_async.webhooks._decode import decode_event
 from tests.factories import event_body
 
@@ -138,8 +153,70 @@ class _Client(asyncio.Protocol):
             self._next()
 
 
-async def _server(side: str, count: int, profile: cProfile.Profile | None) -> float:
-    role: Any = SdkReceiver({}) if side == "sdk" else BareReceiver({})
+class _Groups:
+    """What a ``SqliteStore``'s writer did: its groups and their thread time."""
+
+    def __init__(self) -> None:
+        self.sizes: list[int] = []
+        self.thread_cpu = 0.0
+        self.wall = 0.0
+
+    @contextlib.contextmanager
+    def watching(self, on_loop: bool = False) -> Iterator[None]:
+        """Time every group's ``_apply`` (on the connection's thread).
+
+        ``on_loop``: run each group on the loop thread instead, on a second
+        connection to the same file opened the way the store opens its own.
+        """
+        apply = SqliteStore._apply
+        in_thread = SqliteStore._in_thread
+        groups = self
+        direct: dict[int, sqlite3.Connection] = {}
+
+        async def inline(store: SqliteStore, conn: Any, fn: Any, *args: Any) -> Any:
+            if getattr(fn, "__name__", "") != "timed":
+                return await in_thread(store, conn, fn, *args)
+            db = direct.get(id(store))
+            if db is None:
+                db = direct[id(store)] = sqlite3.connect(
+                    store.path, isolation_level=None
+                )
+                db.execute("PRAGMA journal_mode = WAL")
+                db.execute("PRAGMA synchronous = NORMAL")
+            return fn(db, *args)
+
+        def timed(store: SqliteStore, db: Any, batch: Any, *args: Any) -> Any:
+            groups.sizes.append(len(batch))
+            wall, cpu = time.perf_counter(), time.thread_time()
+            try:
+                return apply(store, db, batch, *args)
+            finally:
+                groups.wall += time.perf_counter() - wall
+                groups.thread_cpu += time.thread_time() - cpu
+
+        SqliteStore._apply = timed  # type: ignore[method-assign, assignment]
+        if on_loop:
+            SqliteStore._in_thread = inline  # type: ignore[method-assign, assignment]
+        try:
+            yield
+        finally:
+            SqliteStore._apply = apply  # type: ignore[method-assign]
+            SqliteStore._in_thread = in_thread  # type: ignore[method-assign]
+            for db in direct.values():
+                db.close()
+
+
+def _role(side: str) -> Any:
+    if side == "bare":
+        return BareReceiver({})
+    return SdkReceiver({"store": "sqlite"} if side == "sdk-sqlite" else {})
+
+
+async def _server(
+    side: str, count: int, profile: cProfile.Profile | None
+) -> tuple[float, float]:
+    """CPU per webhook and voluntary context switches per webhook."""
+    role = _role(side)
     url: str = (await role.command("prepare", {"prefix": "h", "count": count}))["url"]
     host, rest = url.split("//", 1)[1].split(":", 1)
     port, path = rest.split("/", 1)
@@ -156,18 +233,20 @@ async def _server(side: str, count: int, profile: cProfile.Profile | None) -> fl
     done = [loop.create_future() for _ in range(CONCURRENCY)]
     if profile is not None:
         profile.enable()
+    switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw
     started = time.process_time()
     for future in done:
         await loop.create_connection(partial(_Client, pending, future), host, int(port))
     async with asyncio.timeout(300):  # bounded, whatever happens
         await asyncio.gather(*done)
     cpu = time.process_time() - started
+    switches = resource.getrusage(resource.RUSAGE_SELF).ru_nvcsw - switches
     if profile is not None:
         profile.disable()
     finished = await role.command("finish", {})
     if finished["resolved"] != count:
         raise RuntimeError(f"{finished['resolved']} of {count} orders resolved")
-    return cpu / count * 1e6
+    return cpu / count * 1e6, switches / count
 
 
 def _calls(profile: cProfile.Profile, count: int) -> dict[str, tuple[float, float]]:
@@ -180,7 +259,7 @@ def _calls(profile: cProfile.Profile, count: int) -> dict[str, tuple[float, floa
     return out
 
 
-def _run(loop: str, count: int, only: str | None, profile: bool) -> None:
+def _run(loop: str, count: int, only: str | None, profile: bool, sqlite: bool) -> None:
     factory = _loop_factory(loop)
 
     def run(coro: Any) -> Any:
@@ -194,10 +273,27 @@ def _run(loop: str, count: int, only: str | None, profile: bool) -> None:
         profiles: dict[str, cProfile.Profile] = {}
         for side in ("sdk", "bare"):
             prof = cProfile.Profile() if profile else None
-            cpu = run(_server(side, count, prof))
+            cpu, switches = run(_server(side, count, prof))
             if prof is not None:
                 profiles[side] = prof
-            print(f"{loop:8} server {side:18} {cpu:7.1f} us CPU/webhook")
+            print(
+                f"{loop:8} server {side:18} {cpu:7.1f} us CPU/webhook"
+                f"  {switches:5.2f} context switches/webhook"
+            )
+        if sqlite:
+            for name, on_loop in (("sdk-sqlite", False), ("sdk-sqlite-on-loop", True)):
+                groups = _Groups()
+                with groups.watching(on_loop):
+                    cpu, switches = run(_server("sdk-sqlite", count, None))
+                sizes = groups.sizes
+                print(
+                    f"{loop:8} server {name:18} {cpu:7.1f} us CPU/webhook"
+                    f"  {switches:5.2f} context switches/webhook\n"
+                    f"{loop:8}        {len(sizes)} groups of"
+                    f" {sum(sizes) / len(sizes):.1f} webhooks; group work per webhook:"
+                    f" {groups.thread_cpu / count * 1e6:.1f} us CPU,"
+                    f" {groups.wall / count * 1e6:.1f} us wall"
+                )
         if profiles:
             sdk, bare = (_calls(profiles[s], count) for s in ("sdk", "bare"))
             print(
@@ -219,11 +315,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--loop", choices=available_loops(), default=None)
     parser.add_argument("--only", choices=("stages", "server"), default=None)
     parser.add_argument("--profile", action="store_true", help="cProfile the server")
+    parser.add_argument(
+        "--sqlite", action="store_true", help="add the receiver on a SqliteStore"
+    )
     ns = parser.parse_args(argv)
     if ns.n < 1:
         parser.error("-n must be at least 1")
     for loop in [ns.loop] if ns.loop else available_loops():
-        _run(loop, ns.n, ns.only, ns.profile)
+        _run(loop, ns.n, ns.only, ns.profile, ns.sqlite)
 
 
 if __name__ == "__main__":
