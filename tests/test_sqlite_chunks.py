@@ -372,3 +372,21 @@ async def test_a_link_written_in_a_chunk_can_move_later(tmp_path: Path) -> None:
         assert recorded.key == "k2"
     finally:
         await store.close()
+
+
+async def test_updates_without_an_srs_id_keep_the_orders_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def setup(store: SqliteStore) -> None:
+        for n in range(3):
+            await store.begin(f"k{n}")
+            await store.settle(f"k{n}", OrderState.QUEUED, order_id=f"SRS-{n}")
+
+    burst = [  # one chunk: two counts, one final count, none naming an id
+        update("k0", "plain"),
+        update("k1", "plain-too"),
+        update("k2", "delivered", event_type="OD", status="Delivered"),
+    ]
+    got, writes = await both(tmp_path, monkeypatch, caplog, setup, burst)
+    assert writes == 3  # append, count, final count
+    assert [row[5] for row in got.orders] == ["SRS-0", "SRS-1", "SRS-2"]
