@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from sips_async import OrderStatus, OrderUpdate
+from sips_async import OrderStatus, OrderUpdate, SipsStoreError
 from sips_async.stores import SqliteStore
 
 UTC = dt.UTC
@@ -127,3 +127,47 @@ async def test_a_failed_group_leaves_the_count_of_unknown_orders(
         assert len(await store.history("stranger-b")) == 1
     finally:
         await store.close()
+
+
+async def test_close_writes_the_group_in_flight_and_the_queued_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "orders.db"
+    store = SqliteStore(path)
+    await store.open()
+    started, release = threading.Event(), threading.Event()
+    begin = SqliteStore._op_begin
+
+    def held(self: SqliteStore, db: Any, now: float, key: str, *rest: Any) -> Any:
+        if key == "first":
+            started.set()
+            assert release.wait(30)  # a guard: never a hung thread
+        return begin(self, db, now, key, *rest)
+
+    try:
+        monkeypatch.setattr(SqliteStore, "_op_begin", held)
+        first = asyncio.create_task(store.begin("first"))
+        await asyncio.to_thread(started.wait, 30)  # its group is on the thread
+        queued = asyncio.create_task(store.begin("queued"))
+        closing = asyncio.create_task(store.close())
+        # Both tasks take their first step (queue the write, start closing)
+        # before this callback runs.
+        asyncio.get_running_loop().call_soon(release.set)
+        async with asyncio.timeout(30):
+            assert await first == []
+            assert await queued == []
+            await closing
+    finally:
+        release.set()
+        await store.close()
+    with pytest.raises(SipsStoreError, match="is closed"):
+        await store.open()
+    with pytest.raises(SipsStoreError, match="is closed"):
+        await store.begin("late")
+    again = SqliteStore(path)
+    try:
+        assert await again.get("first") is not None
+        assert await again.get("queued") is not None
+        assert await again.get("late") is None
+    finally:
+        await again.close()

@@ -308,6 +308,17 @@ async def test_outstanding_pages_through_many_orders(backend: Backend) -> None:
     assert listed == [f"p{n:05}" for n in range(1_203)]
 
 
+async def test_outstanding_pages_through_orders_begun_at_one_time(
+    backend: Backend,
+) -> None:
+    # More than a page of orders with the same creation time: paged by key.
+    async with opened(backend, clock=Clock()) as store:
+        keys = [f"p{n:04}" for n in range(1_100)]
+        await asyncio.gather(*map(store.begin, keys))
+        listed = [row.transaction_id async for row in store.outstanding()]
+    assert listed == keys
+
+
 # -- bounds --------------------------------------------------------------------------
 
 
@@ -396,9 +407,15 @@ async def test_updates_of_unknown_orders_are_capped_by_count(
         await store.record(update(tx="stranger-4"))
         assert len(await store.history("stranger-2")) == 1
         assert len(await store.history("stranger-3")) == 1
-    dropped = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert ["stranger-0" in r.getMessage() for r in dropped[:2]] == [True, False]
-    assert len(dropped) == 2
+        clock.now += 1
+        await store.record(update(tx="stranger-5"))
+        assert await store.history("stranger-2") == []
+        assert len(await store.history("stranger-4")) == 1
+    dropped = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ["stranger-0" in m for m in dropped] == [True, False, False]
+    assert dropped[0] == (
+        "dropped updates of unknown order stranger-0 (more than 2 unknown orders)"
+    )
 
 
 async def test_each_order_keeps_at_most_max_updates(
