@@ -118,11 +118,14 @@ async def both(
     with monkeypatch.context() as patch:
         patch.setattr(SqliteStore, "_write_many", staticmethod(counted))
         chunked = await run(tmp_path / "chunked.db", setup, burst, caplog, **options)
+    chunked_writes, writes = writes, 0
     with monkeypatch.context() as patch:
+        patch.setattr(SqliteStore, "_write_many", staticmethod(counted))
         patch.setattr(_sqlite, "_CHUNKS", False)
         one_by_one = await run(tmp_path / "single.db", setup, burst, caplog, **options)
+    assert writes == 0  # the reference really is record by record
     assert chunked == one_by_one
-    return chunked, writes
+    return chunked, chunked_writes
 
 
 async def nothing(store: SqliteStore) -> None:
@@ -310,3 +313,80 @@ async def test_one_unusual_record_sends_its_chunk_the_long_way(
         odd.event_id in ("unknown-order", "merges-the-orphan")
     ] + [True] * 5
     assert writes == 0  # the one chunk was written record by record
+
+
+async def test_two_records_are_a_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def begin_two(store: SqliteStore) -> None:
+        await store.begin("k0")
+        await store.begin("k1")
+
+    burst = [update("k0", "a"), update("k1", "b")]  # no SRS ids: nothing to link
+    got, writes = await both(tmp_path, monkeypatch, caplog, begin_two, burst)
+    assert [r.new for r in got.recorded] == [True, True]
+    assert writes == 2  # one append, one count
+
+
+async def test_records_written_one_by_one_in_a_burst_keep_its_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A chunk of one before an update by alias, the update by alias, then a
+    # chunk: both final updates start their order's retention at the group's
+    # time, and the order only known by alias gets its row.
+    async def setup(store: SqliteStore) -> None:
+        for n in range(4):
+            await store.begin(f"k{n}")
+        await store.settle("k1", OrderState.QUEUED, order_id="SRS-1")
+
+    burst = [
+        update("k0", "alone", event_type="OD", status="Delivered"),
+        update(None, "by-alias", event_type="OD", status="Delivered", order_id="SRS-1"),
+        update(None, "unknown-by-alias", order_id="SRS-9"),
+        update("k2", "a"),
+        update("k3", "b"),
+    ]
+    got, writes = await both(tmp_path, monkeypatch, caplog, setup, burst)
+    assert all(r.new for r in got.recorded)
+    finished = {row[0]: row[8] for row in got.orders if row[8] is not None}
+    assert finished == {"k0": NOW, "k1": NOW}
+    assert "order:SRS-9" in {row[0] for row in got.orders}
+    assert writes > 0
+
+
+async def test_a_link_written_in_a_chunk_can_move_later(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "orders.db")
+    await store.open()
+    try:
+        await store.begin("k1")
+        await store.begin("k2")
+        await asyncio.gather(  # one chunk, two links
+            store.record(update("k1", "a", order_id="SRS-1")),
+            store.record(update("k2", "b", order_id="SRS-2")),
+        )
+        # SRS gives the first order's id to the second: the link moves.
+        await store.record(update("k2", "moved", order_id="SRS-1"))
+        recorded = await store.record(update(None, "by-alias", order_id="SRS-1"))
+        assert recorded.key == "k2"
+        recorded = await store.record(update(None, "by-alias", order_id="SRS-2"))
+        assert recorded.key == "k2"
+    finally:
+        await store.close()
+
+
+async def test_updates_without_an_srs_id_keep_the_orders_id(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def setup(store: SqliteStore) -> None:
+        for n in range(3):
+            await store.begin(f"k{n}")
+            await store.settle(f"k{n}", OrderState.QUEUED, order_id=f"SRS-{n}")
+
+    burst = [  # one chunk: two counts, one final count, none naming an id
+        update("k0", "plain"),
+        update("k1", "plain-too"),
+        update("k2", "delivered", event_type="OD", status="Delivered"),
+    ]
+    got, writes = await both(tmp_path, monkeypatch, caplog, setup, burst)
+    assert writes == 3  # append, count, final count
+    assert [row[5] for row in got.orders] == ["SRS-0", "SRS-1", "SRS-2"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sips_async import OrderStatus, OrderUpdate
+from sips_async import OrderStatus, OrderUpdate, SipsConfigError
 from sips_async.stores import Change, OrderState, Store
 from tests.store_backends import BACKENDS, Backend, opened
 
@@ -308,6 +308,17 @@ async def test_outstanding_pages_through_many_orders(backend: Backend) -> None:
     assert listed == [f"p{n:05}" for n in range(1_203)]
 
 
+async def test_outstanding_pages_through_orders_begun_at_one_time(
+    backend: Backend,
+) -> None:
+    # More than a page of orders with the same creation time: paged by key.
+    async with opened(backend, clock=Clock()) as store:
+        keys = [f"p{n:04}" for n in range(1_100)]
+        await asyncio.gather(*map(store.begin, keys))
+        listed = [row.transaction_id async for row in store.outstanding()]
+    assert listed == keys
+
+
 # -- bounds --------------------------------------------------------------------------
 
 
@@ -396,9 +407,15 @@ async def test_updates_of_unknown_orders_are_capped_by_count(
         await store.record(update(tx="stranger-4"))
         assert len(await store.history("stranger-2")) == 1
         assert len(await store.history("stranger-3")) == 1
-    dropped = [r for r in caplog.records if r.levelno == logging.WARNING]
-    assert ["stranger-0" in r.getMessage() for r in dropped[:2]] == [True, False]
-    assert len(dropped) == 2
+        clock.now += 1
+        await store.record(update(tx="stranger-5"))
+        assert await store.history("stranger-2") == []
+        assert len(await store.history("stranger-4")) == 1
+    dropped = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert ["stranger-0" in m for m in dropped] == [True, False, False]
+    assert dropped[0] == (
+        "dropped updates of unknown order stranger-0 (more than 2 unknown orders)"
+    )
 
 
 async def test_each_order_keeps_at_most_max_updates(
@@ -702,3 +719,51 @@ async def test_orphans_that_were_all_replays_tell_nobody(backend: Backend) -> No
         assert changes == []
         assert ids(await store.history("tx-1")) == ["mine"]
         assert await store.history("order:SRS-5") == []
+
+
+async def test_an_unknown_order_keeps_at_most_max_updates(backend: Backend) -> None:
+    async with opened(backend, max_updates=2) as store:
+        got = [await store.record(update(tx="stranger")) for _ in range(3)]
+        assert [g.new for g in got] == [True, True, False]
+        assert len(await store.history("stranger")) == 2
+
+
+async def test_a_merged_orphan_leaves_the_count_of_unknown_orders(
+    backend: Backend,
+) -> None:
+    clock = Clock()
+    async with opened(backend, clock=clock, max_unknown=1) as store:
+        await store.record(update(tx=None, order_id="SRS-5", event_id="orphan"))
+        await store.begin("tx-5")
+        await store.record(update(tx="tx-5", order_id="SRS-5", event_id="linking"))
+        assert ids(await store.history("tx-5")) == ["orphan", "linking"]
+        # The orphan is gone: one unknown order fits, the second drops the first.
+        clock.now += 1
+        await store.record(update(tx="stranger-a"))
+        assert len(await store.history("stranger-a")) == 1
+        clock.now += 1
+        await store.record(update(tx="stranger-b"))
+        assert await store.history("stranger-a") == []
+        assert len(await store.history("stranger-b")) == 1
+        assert len(await store.history("tx-5")) == 2
+
+
+async def test_a_store_opens_itself_on_its_first_write(backend: Backend) -> None:
+    store = backend.make()
+    try:
+        assert await store.begin("tx-1") == []
+        assert (await store.record(update(event_id="a"))).new
+        assert ids(await store.history("tx-1")) == ["a"]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize(
+    "options", [{"max_updates": 0}, {"max_unknown": -1}], ids=["updates", "unknown"]
+)
+def test_caps_that_would_keep_nothing_are_refused(
+    backend: Backend, options: dict[str, int]
+) -> None:
+    # max_updates=0 kept no update at all (each record answered "not new").
+    with pytest.raises(SipsConfigError, match="max_unknown must be >= 0"):
+        backend.make(**options)

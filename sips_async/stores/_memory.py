@@ -10,6 +10,7 @@ from typing import Final
 
 import msgspec
 
+from ..errors import SipsConfigError
 from ..models import OrderUpdate
 from ._base import (
     DEFAULT_MAX_UNKNOWN,
@@ -167,6 +168,8 @@ class MemoryStore(Listeners):
         clock: Callable[[], float] = time.time,
     ) -> None:
         super().__init__()
+        if max_unknown < 0 or max_updates < 1:
+            raise SipsConfigError("max_unknown must be >= 0 and max_updates >= 1")
         self._retention = retention
         self._max_unknown = max_unknown
         self._max_updates = max_updates

@@ -296,6 +296,8 @@ class SqliteStore(Listeners):
             raise SipsConfigError(
                 f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}"
             )
+        if max_unknown < 0 or max_updates < 1:
+            raise SipsConfigError("max_unknown must be >= 0 and max_updates >= 1")
         self.path = Path(path)
         self._synchronous = synchronous
         self._retention = retention
