@@ -355,3 +355,18 @@ def test_a_missing_redis_server_fails_in_ci_and_skips_elsewhere(
     monkeypatch.delenv("CI")
     with pytest.raises(pytest.skip.Exception, match="redis-server"):
         _redis_server.require_redis_server()
+
+
+async def test_close_while_the_first_open_connects_leaves_the_store_closed() -> None:
+    store = RedisStore(shared_server().url, prefix=fresh_prefix())
+    opening = asyncio.create_task(store.open())
+    # The open takes its first step (up to its first round trip) before
+    # close() takes its own.
+    closing = asyncio.create_task(store.close())
+    async with asyncio.timeout(WAIT):
+        await closing
+        assert opening.done()  # close() waited for it
+        with pytest.raises(SipsStoreError, match="is closed"):
+            await opening
+    with pytest.raises(SipsStoreError, match="is closed"):
+        await store.begin("late")

@@ -171,3 +171,34 @@ async def test_close_writes_the_group_in_flight_and_the_queued_one(
         assert await again.get("late") is None
     finally:
         await again.close()
+
+
+async def test_close_while_the_first_open_connects_leaves_the_store_closed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = SqliteStore(tmp_path / "orders.db")
+    started, release = threading.Event(), threading.Event()
+    prepare = SqliteStore._prepare
+
+    def held(self: SqliteStore, db: Any) -> None:
+        started.set()
+        assert release.wait(30)  # a guard: never a hung thread
+        prepare(self, db)
+
+    monkeypatch.setattr(SqliteStore, "_prepare", held)
+    try:
+        opening = asyncio.create_task(store.open())
+        await asyncio.to_thread(started.wait, 30)  # connecting, on the thread
+        closing = asyncio.create_task(store.close())
+        asyncio.get_running_loop().call_soon(release.set)  # after close starts
+        async with asyncio.timeout(30):
+            await closing
+            assert opening.done()  # close() waited for it
+            with pytest.raises(SipsStoreError, match="is closed"):
+                await opening
+    finally:
+        release.set()
+        await store.close()
+    assert "closed" in repr(store)
+    with pytest.raises(SipsStoreError, match="is closed"):
+        await store.begin("late")

@@ -30,6 +30,7 @@ Every drop is logged at WARNING.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import enum
 import logging
@@ -171,6 +172,17 @@ def log_over_cap(update: OrderUpdate, key: str, max_updates: int) -> None:
         key,
         max_updates,
     )
+
+
+async def opens_finished(opening: asyncio.Lock | None) -> None:
+    """Wait until an ``open()`` in flight (holding ``opening``) has finished.
+
+    ``close()`` calls it after marking the store closed: the open sees that
+    when its connection is up, undoes it and raises, so nothing is left open.
+    """
+    if opening is not None and opening.locked():
+        async with opening:
+            pass
 
 
 def order_key(update: OrderUpdate, alias: str | None) -> str:

@@ -87,6 +87,7 @@ from ._base import (
     encode_update,
     log_over_cap,
     logger,
+    opens_finished,
     order_key,
     replay_key,
 )
@@ -613,6 +614,8 @@ class RedisStore(Listeners):
                 raise SipsStoreError(
                     f"Redis store {self._shown}: could not subscribe to changes"
                 )
+            if self._closed:  # close() came while connecting
+                raise SipsStoreError(f"Redis store {self._shown} is closed")
         except BaseException:
             if listener is not None:
                 listener.cancel()
@@ -625,6 +628,7 @@ class RedisStore(Listeners):
 
     async def close(self) -> None:
         self._closed = True
+        await opens_finished(self._opening)
         writer = self._writer
         if writer is not None:
             await asyncio.gather(writer, return_exceptions=True)

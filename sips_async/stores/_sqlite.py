@@ -40,6 +40,7 @@ from ._base import (
     encode_update,
     log_over_cap,
     logger,
+    opens_finished,
     order_key,
     replay_key,
 )
@@ -362,6 +363,8 @@ class SqliteStore(Listeners):
             raise SipsStoreError(f"SQLite store {path}: {exc}") from None
         try:
             await self._in_thread(conn, self._prepare)
+            if self._closed:  # close() came while connecting
+                raise SipsStoreError(f"SQLite store {path} is closed")
         except BaseException:
             await conn.close()
             raise
@@ -395,6 +398,7 @@ class SqliteStore(Listeners):
 
     async def close(self) -> None:
         self._closed = True
+        await opens_finished(self._opening)
         writer = self._writer
         if writer is not None:
             await asyncio.gather(writer, return_exceptions=True)
