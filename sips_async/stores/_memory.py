@@ -269,21 +269,10 @@ class MemoryStore(Listeners):
                 if settled and order.final_at is None:
                     now = order.final_at = self._clock()
                     self._finished.append((now, transaction_id))
-        aliases = self._aliases
         merged = False
-        if order_id and aliases.get(order_id) != transaction_id:
-            if not self._unknown and type(order) is _Order and order.aliases is None:
-                # _link's case for a placed order's first id, no orphans to
-                # merge: the same two writes without the call.
-                aliases[order_id] = transaction_id
-                order.aliases = order_id
-            else:
-                merged = self._link(transaction_id, order, order_id)
-        if (
-            queue_id  # SRS's queue answer: usually the order id again
-            and queue_id != order_id
-            and aliases.get(queue_id) != transaction_id
-        ):
+        if order_id:
+            merged = self._link(transaction_id, order, order_id)
+        if queue_id and queue_id != order_id:  # SRS's queue answer: usually equal
             merged = self._link(transaction_id, order, queue_id) or merged
         if merged:
             self.notify(Change(transaction_id, reload=True))
@@ -391,10 +380,7 @@ class MemoryStore(Listeners):
             return False
         self._aliases[srs_id] = key
         if type(order) is _Order:
-            if order.aliases is None:  # its first id, usually: no call
-                order.aliases = srs_id
-            else:
-                order.link(srs_id)
+            order.link(srs_id)
         elif srs_id != order.order_id and srs_id != order.queue_id:
             self._full(key).link(srs_id)
         if not self._unknown:  # orphans are unknown orders: none at all
