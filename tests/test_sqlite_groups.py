@@ -57,6 +57,28 @@ def break_begin(
     return started
 
 
+def hold(
+    monkeypatch: pytest.MonkeyPatch, name: str, key: str | None = None
+) -> tuple[threading.Event, threading.Event]:
+    """Hold ``SqliteStore.<name>`` on the connection's thread until released.
+
+    With ``key``, only the call for that key (an ``_op_*``'s third argument).
+    Returns ``(started, release)``: set on the thread when the call starts,
+    and the event it waits for.
+    """
+    started, release = threading.Event(), threading.Event()
+    real = getattr(SqliteStore, name)
+
+    def held(self: SqliteStore, *args: Any) -> Any:
+        if key is None or args[2] == key:
+            started.set()
+            assert release.wait(30)  # a guard: never a hung thread
+        return real(self, *args)
+
+    monkeypatch.setattr(SqliteStore, name, held)
+    return started, release
+
+
 async def test_a_group_of_records_and_other_writes_keeps_them_all(
     tmp_path: Path,
 ) -> None:
@@ -135,17 +157,8 @@ async def test_close_writes_the_group_in_flight_and_the_queued_one(
     path = tmp_path / "orders.db"
     store = SqliteStore(path)
     await store.open()
-    started, release = threading.Event(), threading.Event()
-    begin = SqliteStore._op_begin
-
-    def held(self: SqliteStore, db: Any, now: float, key: str, *rest: Any) -> Any:
-        if key == "first":
-            started.set()
-            assert release.wait(30)  # a guard: never a hung thread
-        return begin(self, db, now, key, *rest)
-
+    started, release = hold(monkeypatch, "_op_begin", key="first")
     try:
-        monkeypatch.setattr(SqliteStore, "_op_begin", held)
         first = asyncio.create_task(store.begin("first"))
         await asyncio.to_thread(started.wait, 30)  # its group is on the thread
         queued = asyncio.create_task(store.begin("queued"))
@@ -177,15 +190,7 @@ async def test_close_while_the_first_open_connects_leaves_the_store_closed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = SqliteStore(tmp_path / "orders.db")
-    started, release = threading.Event(), threading.Event()
-    prepare = SqliteStore._prepare
-
-    def held(self: SqliteStore, db: Any) -> None:
-        started.set()
-        assert release.wait(30)  # a guard: never a hung thread
-        prepare(self, db)
-
-    monkeypatch.setattr(SqliteStore, "_prepare", held)
+    started, release = hold(monkeypatch, "_prepare")
     try:
         opening = asyncio.create_task(store.open())
         await asyncio.to_thread(started.wait, 30)  # connecting, on the thread
