@@ -166,7 +166,8 @@ class _Groups:
         """Time every group's ``_apply`` (on the connection's thread).
 
         ``on_loop``: run each group on the loop thread instead, on a second
-        connection to the same file opened the way the store opens its own.
+        connection to the same file (WAL, ``synchronous=NORMAL``: the
+        store's default).
         """
         apply = SqliteStore._apply
         in_thread = SqliteStore._in_thread
@@ -174,7 +175,7 @@ class _Groups:
         direct: dict[int, sqlite3.Connection] = {}
 
         async def inline(store: SqliteStore, conn: Any, fn: Any, *args: Any) -> Any:
-            if getattr(fn, "__name__", "") != "timed":
+            if getattr(fn, "__func__", None) is not timed:  # not a group
                 return await in_thread(store, conn, fn, *args)
             db = direct.get(id(store))
             if db is None:
